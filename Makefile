@@ -1,0 +1,34 @@
+# Every target installs first (a no-op when the pins have not changed).
+SHELL := /bin/bash
+PY := .venv/bin/python
+RASA := .venv/bin/rasa
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONPATH := $(CURDIR)
+
+.PHONY: install train demo test sandbox shell actions clean
+
+install:
+	@bash scripts/install.sh
+
+train: install
+	$(RASA) train --fixed-model-name northwind --out models
+
+demo: install
+	$(PY) -m bot.demo
+
+test: install
+	$(PY) -m pytest
+
+sandbox: install
+	$(PY) -m bot.sandbox
+
+actions: install
+	$(RASA) run actions --port 5055
+
+# Terminal chat; needs the action server (and the sandbox for handoffs): run `make demo` in another terminal.
+shell: train
+	$(RASA) shell -m models --port 5006 --endpoints endpoints.yml
+
+clean:
+	rm -rf models results var .rasa tests/.output

@@ -1,0 +1,1 @@
+"""Custom actions for the Northwind support assistant (rasa-sdk action server)."""

@@ -1,0 +1,41 @@
+"""Make Sanic 21.12 websockets work on Python 3.11, where `asyncio.wait` no longer accepts coroutines.
+
+Sanic 21.12's `WebsocketImplProtocol.recv`/`recv_burst` hand `asyncio.wait` a bare coroutine.
+Python 3.11 raises TypeError there, so every websocket is closed right after it opens and
+socket.io clients silently fall back to long-polling. Rasa 3.6 pins `sanic<21.13`, so we
+give that module an `asyncio` whose `wait` turns coroutines into tasks first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+from typing import Any, Iterable
+
+
+def _wait(aws: Iterable[Any], *args: Any, **kwargs: Any):
+    return asyncio.wait([asyncio.ensure_future(a) for a in aws], *args, **kwargs)
+
+
+def needs_patch() -> bool:
+    """True when the running interpreter and Sanic combination has the bug."""
+    import sanic
+
+    return sys.version_info >= (3, 11) and sanic.__version__.startswith("21.12")
+
+
+def apply() -> bool:
+    """Patch Sanic's websocket module once; returns whether a patch is in effect."""
+    from sanic.server.websockets import impl
+
+    if getattr(impl.asyncio, "_handoff_patched", False):
+        return True
+    if not needs_patch():
+        return False
+    shim = types.ModuleType("asyncio")
+    shim.__dict__.update(asyncio.__dict__)
+    shim.wait = _wait
+    shim._handoff_patched = True
+    impl.asyncio = shim
+    return True
