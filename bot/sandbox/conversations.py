@@ -1,0 +1,320 @@
+"""Flex Conversations: Flex v2 WebChats on top of the Conversations v1 API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, Dict, List, Optional
+
+from bot.sandbox.account import Account, Actor
+from bot.sandbox.store import Doc
+from bot.sandbox.webhooks import CONVERSATIONS_RETRIES, matches
+from bot.sandbox.wire import TwilioError, invalid, new_sid, not_found, now_iso, twilio_url
+
+log = logging.getLogger(__name__)
+
+BODY_LIMIT = 1600
+MAX_WEBHOOKS = 5
+STATES = ("active", "inactive", "closed")
+CONVERSATION_EVENTS = {
+    "onMessageAdded", "onMessageUpdated", "onMessageRemoved", "onConversationAdded", "onConversationUpdated",
+    "onConversationStateUpdated", "onConversationRemoved", "onParticipantAdded", "onParticipantUpdated",
+    "onParticipantRemoved", "onDeliveryUpdated", "onUserAdded", "onUserUpdated",
+}
+
+
+def closed_error(sid: str) -> TwilioError:
+    """Twilio's answer for any change to a closed conversation."""
+    return TwilioError(400, 50377, f"Can't update conversation {sid} as it's in final closed state")
+
+
+# -- rendering ------------------------------------------------------------------
+def _public(doc: Doc) -> Doc:
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
+def render_conversation(conversation: Doc) -> Doc:
+    """A conversation with url and links."""
+    url = twilio_url("conversations", f"/v1/Conversations/{conversation['sid']}")
+    return {
+        **_public(conversation), "url": url,
+        "links": {"participants": f"{url}/Participants", "messages": f"{url}/Messages", "webhooks": f"{url}/Webhooks"},
+    }
+
+
+def render_participant(participant: Doc) -> Doc:
+    """A conversation participant."""
+    return {**participant, "url": twilio_url("conversations", f"/v1/Conversations/{participant['conversation_sid']}/Participants/{participant['sid']}")}
+
+
+def render_message(message: Doc) -> Doc:
+    """A conversation message with its links."""
+    url = twilio_url("conversations", f"/v1/Conversations/{message['conversation_sid']}/Messages/{message['sid']}")
+    return {**message, "url": url, "links": {"delivery_receipts": f"{url}/Receipts", "channel_metadata": f"{url}/ChannelMetadata"}}
+
+
+def render_webhook(webhook: Doc) -> Doc:
+    """A conversation-scoped webhook."""
+    return {**webhook, "url": twilio_url("conversations", f"/v1/Conversations/{webhook['conversation_sid']}/Webhooks/{webhook['sid']}")}
+
+
+def render_address(address: Doc) -> Doc:
+    """An address configuration."""
+    return {**address, "url": twilio_url("conversations", f"/v1/Configuration/Addresses/{address['sid']}")}
+
+
+# -- lookups --------------------------------------------------------------------
+def conversation(account: Account, sid_or_name: str) -> Doc:
+    """A conversation by SID or unique name, or a Twilio 404."""
+    found = account.store.get("conversation", sid_or_name)
+    if found is None and not sid_or_name.startswith("CH"):
+        by_name, _ = account.store.list("conversation", where={"unique_name": sid_or_name}, limit=1)
+        found = by_name[0] if by_name else None
+    if found is None:
+        raise not_found("The requested resource /Conversations/", sid_or_name)
+    return found
+
+
+def child(account: Account, kind: str, conversation_sid: str, sid: str, label: str) -> Doc:
+    """A participant, message or webhook of a conversation, or a Twilio 404."""
+    found = account.store.get(kind, sid, parent=conversation_sid)
+    if found is None:
+        raise not_found(f"The requested resource /Conversations/{conversation_sid}/{label}/", sid)
+    return found
+
+
+def address(account: Account, sid: str) -> Optional[Doc]:
+    """An address configuration, if it exists."""
+    return account.store.get("address", sid)
+
+
+# -- events ---------------------------------------------------------------------
+def fire(account: Account, conv: Doc, event_type: str, fields: Dict[str, Any], actor: Actor) -> None:
+    """Queue `event_type` for every matching conversation-scoped webhook, if the actor fires webhooks."""
+    if not actor.webhooks:
+        return
+    webhooks, _ = account.store.list("conversation_webhook", parent=conv["sid"])
+    for webhook in webhooks:
+        if not matches(webhook, event_type):
+            continue
+        params = {
+            "EventType": event_type,
+            "AccountSid": account.sid,
+            "ChatServiceSid": conv["chat_service_sid"],
+            "ConversationSid": conv["sid"],
+            "MessagingServiceSid": conv.get("messaging_service_sid") or "",
+            "Source": actor.source,
+            "WebhookType": "webhook",
+            "WebhookSid": webhook["sid"],
+            **{k: "" if v is None else str(v) for k, v in fields.items()},
+        }
+        if actor.identity:
+            params["ClientIdentity"] = actor.identity
+        account.webhooks.enqueue(conv["sid"], webhook, params, CONVERSATIONS_RETRIES)
+
+
+# -- operations -----------------------------------------------------------------
+def create_conversation(
+    account: Account, friendly_name: Optional[str], unique_name: Optional[str], attributes: str,
+    state: str = "active", messaging_service_sid: Optional[str] = None, timers: Optional[Dict[str, Any]] = None,
+) -> Doc:
+    """A new conversation in the default service (cannot start closed)."""
+    if state not in STATES:
+        raise invalid(f"Invalid State {state!r}")
+    if state == "closed":
+        raise invalid("Initial state can't be 'closed'", code=50384)
+    if unique_name:
+        taken, _ = account.store.list("conversation", where={"unique_name": unique_name}, limit=1)
+        if taken:
+            raise TwilioError(409, 50353, f"Conversation with provided unique name already exists: {unique_name}")
+    now = now_iso()
+    doc = {
+        "sid": new_sid("CH"), "account_sid": account.sid, "chat_service_sid": account.conversations_service_sid,
+        "messaging_service_sid": messaging_service_sid or account.messaging_service_sid,
+        "friendly_name": friendly_name, "unique_name": unique_name, "attributes": attributes, "state": state,
+        "timers": timers or {}, "bindings": None, "date_created": now, "date_updated": now, "_next_index": 0,
+    }
+    return account.store.insert("conversation", doc)
+
+
+def add_participant(account: Account, conv: Doc, identity: str, attributes: str, actor: Actor, role_sid: Optional[str] = None) -> Doc:
+    """Add a chat participant and fire onParticipantAdded."""
+    if conv["state"] == "closed":
+        raise closed_error(conv["sid"])
+    existing, _ = account.store.list("participant", parent=conv["sid"], where={"identity": identity}, limit=1)
+    if existing:
+        raise TwilioError(409, 50433, f"Participant already exists: {identity}")
+    now = now_iso()
+    participant = {
+        "sid": new_sid("MB"), "account_sid": account.sid, "conversation_sid": conv["sid"], "identity": identity,
+        "attributes": attributes, "messaging_binding": None, "role_sid": role_sid or account.participant_role_sid,
+        "last_read_message_index": None, "last_read_timestamp": None, "date_created": now, "date_updated": now,
+    }
+    with account.store.transaction():
+        account.store.insert("participant", participant, parent=conv["sid"])
+        fire(account, conv, "onParticipantAdded", {
+            "ParticipantSid": participant["sid"], "Identity": identity, "Attributes": attributes,
+            "RoleSid": participant["role_sid"], "DateCreated": now, "DateUpdated": now,
+        }, actor)
+    log.info("participant %s joined conversation %s (%s)", participant["sid"], conv["sid"], actor.source)
+    account.live.publish({"type": "member", "channel_sid": conv["sid"], "identity": identity, "action": "added"})
+    return participant
+
+
+def remove_participant(account: Account, conv: Doc, participant: Doc, actor: Actor) -> None:
+    """Remove a participant and fire onParticipantRemoved."""
+    with account.store.transaction():
+        account.store.delete("participant", participant["sid"])
+        fire(account, conv, "onParticipantRemoved", {
+            "ParticipantSid": participant["sid"], "Identity": participant["identity"],
+            "Attributes": participant["attributes"], "RoleSid": participant["role_sid"],
+            "DateCreated": participant["date_created"], "DateUpdated": now_iso(),
+        }, actor)
+    log.info("participant %s left conversation %s (%s)", participant["sid"], conv["sid"], actor.source)
+    account.live.publish({"type": "member", "channel_sid": conv["sid"], "identity": participant["identity"], "action": "removed"})
+
+
+def post_message(account: Account, conv: Doc, author: str, body: Optional[str], attributes: str, actor: Actor, media_sid: Optional[str] = None) -> Doc:
+    """Append a message with the next index and fire onMessageAdded; closed conversations refuse."""
+    if not body and not media_sid:
+        raise invalid("Missing required parameter Body in the post body")
+    if body and len(body) > BODY_LIMIT:
+        raise invalid(f"Body is longer than {BODY_LIMIT} characters")
+    with account.store.transaction():
+        fresh = account.store.get("conversation", conv["sid"]) or conv
+        if fresh["state"] == "closed":
+            raise closed_error(fresh["sid"])
+        index = fresh["_next_index"]
+        now = now_iso()
+        authors, _ = account.store.list("participant", parent=fresh["sid"], where={"identity": author}, limit=1)
+        message = {
+            "sid": new_sid("IM"), "account_sid": account.sid, "conversation_sid": fresh["sid"], "index": index,
+            "author": author, "body": body or "", "media": [{"sid": media_sid}] if media_sid else None,
+            "attributes": attributes, "participant_sid": authors[0]["sid"] if authors else None,
+            "content_sid": None, "delivery": None, "date_created": now, "date_updated": now,
+        }
+        account.store.insert("conversation_message", message, parent=fresh["sid"])
+        fresh.update(_next_index=index + 1)
+        account.store.replace("conversation", fresh)
+        fields = {
+            "MessageSid": message["sid"], "Index": index, "Author": author, "Body": message["body"],
+            "Attributes": attributes, "ParticipantSid": message["participant_sid"], "DateCreated": now,
+        }
+        if media_sid:
+            fields["Media"] = json.dumps(message["media"])
+        fire(account, fresh, "onMessageAdded", fields, actor)
+    log.info("message %s index %d in conversation %s from %s", message["sid"], index, fresh["sid"], actor.source)
+    account.live.publish({"type": "message", "channel_sid": fresh["sid"], "index": index})
+    return message
+
+
+def update_conversation(account: Account, conv: Doc, changes: Dict[str, Any], actor: Actor, reason: str = "API") -> Doc:
+    """Change a conversation; fire onConversationUpdated and, for a state change, onConversationStateUpdated."""
+    state = changes.get("state")
+    if state is not None and state not in STATES:
+        raise invalid(f"Invalid State {state!r}")
+    with account.store.transaction():
+        fresh = account.store.get("conversation", conv["sid"]) or conv
+        if fresh["state"] == "closed":
+            raise closed_error(fresh["sid"])
+        before = fresh["state"]
+        updated = {**fresh, **changes, "date_updated": now_iso()}
+        if state == "closed":
+            updated["timers"] = {**(updated.get("timers") or {}), "date_closed": updated["date_updated"]}
+        account.store.replace("conversation", updated)
+        fire(account, updated, "onConversationUpdated", {
+            "FriendlyName": updated["friendly_name"], "UniqueName": updated["unique_name"],
+            "Attributes": updated["attributes"], "State": updated["state"],
+            "DateCreated": updated["date_created"], "DateUpdated": updated["date_updated"],
+        }, actor)
+        if updated["state"] != before:
+            fire(account, updated, "onConversationStateUpdated", {
+                "StateFrom": before, "StateTo": updated["state"], "Reason": reason,
+                "StateUpdated": updated["date_updated"], "DateUpdated": updated["date_updated"],
+            }, actor)
+    log.info("conversation %s updated, state %s -> %s (%s)", updated["sid"], before, updated["state"], actor.source)
+    if updated["state"] == "closed":
+        account.end_task_for(updated["sid"], actor.identity or "customer")
+    account.live.publish({"type": "channel", "channel_sid": updated["sid"]})
+    return updated
+
+
+def create_web_chat(account: Account, address_sid: str, customer_friendly_name: Optional[str], chat_friendly_name: Optional[str], pre_engagement: Any) -> Dict[str, str]:
+    """What Flex does for `POST /v2/WebChats`: a conversation, a generated visitor identity, and a task."""
+    addr = address(account, address_sid)
+    if addr is None:
+        raise TwilioError(404, 45744, f"Address configuration {address_sid} was not found")
+    identity = str(uuid.uuid4())
+    customer = customer_friendly_name or "Customer"
+    attributes = json.dumps({
+        "pre_engagement_data": pre_engagement, "from": customer, "customer_friendly_name": customer,
+        "chat_friendly_name": chat_friendly_name, "channel_type": "web", "address_sid": address_sid,
+    })
+    with account.store.transaction():
+        conv = create_conversation(account, chat_friendly_name or f"Chat with {customer}", None, attributes)
+        add_participant(account, conv, identity, json.dumps({"friendlyName": customer}), Actor.rest(False))
+        task = {
+            "sid": new_sid("WT"), "channel_sid": conv["sid"], "service_sid": conv["chat_service_sid"],
+            "mode": "conversations", "status": "pending", "agent": None, "ended_by": None, "visitor_identity": identity,
+            "customer_friendly_name": customer, "chat_friendly_name": chat_friendly_name,
+            "pre_engagement_data": pre_engagement, "date_created": conv["date_created"], "date_updated": conv["date_created"],
+        }
+        account.store.insert("task", task)
+    log.info("web chat %s created on address %s, task %s", conv["sid"], address_sid, task["sid"])
+    account.publish("task", task)
+    return {"conversation_sid": conv["sid"], "identity": identity}
+
+
+def parse_webhook_config(form: Any, existing: Optional[Doc] = None) -> Dict[str, Any]:
+    """Configuration.* params of a conversation webhook, validated like Twilio."""
+    config = dict((existing or {}).get("configuration") or {})
+    if "Configuration.Url" in form:
+        config["url"] = form.get("Configuration.Url")
+    if "Configuration.Method" in form:
+        method = (form.get("Configuration.Method") or "").upper()
+        if method not in ("GET", "POST"):
+            raise invalid("Configuration.Method must be GET or POST")
+        config["method"] = method
+    if "Configuration.Filters" in form:
+        config["filters"] = form.list("Configuration.Filters")
+    if "Configuration.Triggers" in form:
+        config["triggers"] = form.list("Configuration.Triggers")
+    if "Configuration.FlowSid" in form:
+        config["flow_sid"] = form.get("Configuration.FlowSid")
+    replay = form.integer("Configuration.ReplayAfter", 0, 10**9)
+    if replay is not None:
+        config["replay_after"] = replay
+    config.setdefault("method", "POST")
+    config.setdefault("filters", [])
+    url = config.get("url")
+    if url and not (url.startswith("http://") or url.startswith("https://")):
+        raise invalid("Configuration.Url must be an http(s) URL")
+    return config
+
+
+def create_webhook(account: Account, conv: Doc, target: str, config: Dict[str, Any]) -> Doc:
+    """A conversation-scoped webhook (at most five per conversation)."""
+    if target not in ("webhook", "trigger", "studio"):
+        raise invalid("Target must be one of webhook, trigger, studio")
+    if target == "webhook" and not config.get("url"):
+        raise invalid("Missing required parameter Configuration.Url for webhook target")
+    unknown = [f for f in config.get("filters", []) if f not in CONVERSATION_EVENTS]
+    if unknown:
+        raise invalid(f"Invalid Configuration.Filters: {', '.join(unknown)}")
+    if account.store.count("conversation_webhook", conv["sid"]) >= MAX_WEBHOOKS:
+        raise invalid(f"A conversation can have at most {MAX_WEBHOOKS} webhooks", code=50524)
+    now = now_iso()
+    webhook = {
+        "sid": new_sid("WH"), "account_sid": account.sid, "conversation_sid": conv["sid"], "target": target,
+        "configuration": config, "date_created": now, "date_updated": now,
+    }
+    account.store.insert("conversation_webhook", webhook, parent=conv["sid"])
+    log.info("webhook %s added to conversation %s for %s", webhook["sid"], conv["sid"], ",".join(config.get("filters", [])))
+    return webhook
+
+
+def messages(account: Account, conversation_sid: str) -> List[Doc]:
+    """Every message of a conversation in index order."""
+    docs, _ = account.store.list("conversation_message", parent=conversation_sid)
+    return docs

@@ -1,0 +1,279 @@
+// Flex sandbox agent desktop: plain JS, no build step. All text goes through textContent (XSS-safe).
+"use strict";
+
+(function () {
+  const state = { agent: sessionStorage.getItem("flexSandboxAgent") || "", tasks: [], selected: null, filter: "open", typingTimer: null, lastTypingSent: 0 };
+  const $ = (id) => document.getElementById(id);
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  async function api(method, path, body) {
+    const options = { method, headers: {} };
+    if (body !== undefined) {
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, options);
+    let data = {};
+    try { data = await response.json(); } catch (e) { data = {}; }
+    if (!response.ok) throw new Error(data.error || data.message || ("HTTP " + response.status));
+    return data;
+  }
+
+  function notice(text, kind) {
+    const box = $("notice");
+    box.textContent = text || "";
+    box.className = "notice" + (kind === "info" ? " info" : "") + (text ? "" : " hidden");
+  }
+
+  function time(iso) {
+    const d = new Date(iso);
+    return isNaN(d) ? "" : d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+
+  // -- agent --------------------------------------------------------------------
+  function renderAgent() {
+    $("agent-name").value = state.agent;
+    const pill = $("agent-status");
+    pill.textContent = state.agent ? "available as " + state.agent : "offline";
+    pill.className = "status-pill " + (state.agent ? "available" : "offline");
+  }
+
+  $("agent-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    state.agent = $("agent-name").value.trim();
+    sessionStorage.setItem("flexSandboxAgent", state.agent);
+    renderAgent();
+    renderSelected();
+  });
+
+  // -- task list ----------------------------------------------------------------
+  async function loadTasks() {
+    const data = await api("GET", "/agent/api/tasks");
+    state.tasks = data.tasks || [];
+    renderTasks();
+    if (state.selected) {
+      const fresh = state.tasks.find((t) => t.sid === state.selected.sid);
+      if (fresh) { state.selected = fresh; renderSelected(); }
+    }
+  }
+
+  function visibleTasks() {
+    return state.tasks.filter((t) => state.filter === "all" || t.status !== "ended" || (state.selected && t.sid === state.selected.sid));
+  }
+
+  function renderTasks() {
+    const list = $("task-list");
+    list.replaceChildren();
+    const tasks = visibleTasks();
+    $("no-tasks").classList.toggle("hidden", tasks.length > 0);
+    for (const task of tasks) {
+      const item = el("li", "task" + (state.selected && state.selected.sid === task.sid ? " selected" : ""));
+      item.dataset.sid = task.sid;
+      item.dataset.channel = task.channel_sid;
+      item.setAttribute("role", "button");
+      item.tabIndex = 0;
+      item.append(el("div", "name", task.customer_friendly_name || "Customer"));
+      const sub = el("div", "sub");
+      sub.append(el("span", "badge " + task.status, task.status));
+      sub.append(el("span", "badge", task.mode === "legacy" ? "legacy chat" : "conversations"));
+      sub.append(el("span", null, task.agent ? "· " + task.agent : time(task.date_created)));
+      item.append(sub);
+      item.addEventListener("click", () => select(task.sid));
+      item.addEventListener("keydown", (e) => { if (e.key === "Enter") select(task.sid); });
+      list.append(item);
+    }
+  }
+
+  $("task-filter").addEventListener("change", (e) => { state.filter = e.target.value; renderTasks(); });
+
+  async function select(sid) {
+    state.selected = state.tasks.find((t) => t.sid === sid) || null;
+    notice("");
+    renderTasks();
+    renderSelected();
+    await loadMessages();
+  }
+
+  // -- selected task ------------------------------------------------------------
+  function renderSelected() {
+    const task = state.selected;
+    $("task-view").classList.toggle("hidden", !task);
+    $("placeholder").classList.toggle("hidden", !!task);
+    if (!task) return;
+    $("task-customer").textContent = task.customer_friendly_name || "Customer";
+    $("task-mode").textContent = task.mode === "legacy" ? "legacy chat" : "conversations";
+    const status = $("task-status");
+    status.textContent = task.status + (task.agent ? " · " + task.agent : "");
+    status.className = "badge " + task.status;
+    $("task-channel").textContent = task.channel_sid;
+    const mine = task.status === "accepted" && task.agent === state.agent;
+    $("accept").classList.toggle("hidden", task.status !== "pending");
+    $("accept").disabled = !state.agent;
+    $("accept").title = state.agent ? "" : "Enter your agent name first";
+    $("end").classList.toggle("hidden", !mine);
+    $("composer").classList.toggle("hidden", !mine);
+    if (task.status === "ended") {
+      notice(task.ended_by === "customer" ? "The customer left; this chat is closed." : "Chat ended" + (task.ended_by ? " by " + task.ended_by : "") + ".", "info");
+    } else if (task.status === "accepted" && task.agent !== state.agent) {
+      notice("This task is handled by " + task.agent + ".", "info");
+    }
+    renderPreEngagement(task.pre_engagement_data);
+  }
+
+  function isPlainObject(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  }
+
+  function keyValues(entries, depth) {
+    const dl = el("dl", "kv");
+    for (const [key, value] of entries) {
+      dl.append(el("dt", null, key.replace(/_/g, " ")));
+      const dd = el("dd");
+      if (isPlainObject(value) && depth < 2 && Object.keys(value).length) dd.append(keyValues(Object.entries(value), depth + 1));
+      else if (value === null || value === undefined) dd.textContent = "—";
+      else if (Array.isArray(value) && value.every((v) => typeof v !== "object")) dd.textContent = value.join(", ");
+      else dd.textContent = typeof value === "string" ? value : JSON.stringify(value, null, 2);
+      dl.append(dd);
+    }
+    return dl;
+  }
+
+  function transcriptEntry(item) {
+    if (item === null || typeof item !== "object") return { who: "", text: String(item) };
+    const who = item.sender || item.role || item.from || item.author || item.event || "";
+    const text = item.text ?? item.message ?? item.body ?? item.content ?? JSON.stringify(item);
+    return { who: String(who), text: typeof text === "string" ? text : JSON.stringify(text) };
+  }
+
+  function renderPreEngagement(data) {
+    const box = $("pre-engagement");
+    box.replaceChildren();
+    if (data === null || data === undefined || (typeof data === "object" && Object.keys(data).length === 0)) {
+      box.append(el("p", "muted", "None"));
+      return;
+    }
+    if (typeof data !== "object" || Array.isArray(data)) {
+      box.append(el("pre", null, JSON.stringify(data, null, 2)));
+      return;
+    }
+    const rest = Object.entries(data).filter(([key]) => key !== "transcript");
+    if (rest.length) box.append(keyValues(rest, 0));
+    if (Array.isArray(data.transcript)) {
+      box.append(el("h4", null, "Bot conversation"));
+      const list = el("ol", "transcript");
+      for (const item of data.transcript) {
+        const entry = transcriptEntry(item);
+        const li = el("li", /bot|assistant/i.test(entry.who) ? "bot" : "user");
+        li.append(el("span", "who", entry.who || "—"));
+        li.append(document.createTextNode(entry.text));
+        list.append(li);
+      }
+      box.append(list);
+    }
+  }
+
+  async function loadMessages() {
+    if (!state.selected) return;
+    const sid = state.selected.sid;
+    const data = await api("GET", "/agent/api/tasks/" + encodeURIComponent(sid) + "/messages");
+    if (!state.selected || state.selected.sid !== sid) return;
+    const list = $("messages");
+    list.replaceChildren();
+    for (const m of data.messages || []) {
+      const item = el("li", "message role-" + m.role);
+      item.dataset.index = m.index;
+      item.append(el("span", "who", (m.role === "customer" ? state.selected.customer_friendly_name || m.author : m.author) + " · " + time(m.date_created)));
+      item.append(document.createTextNode(m.body));
+      list.append(item);
+    }
+    list.scrollTop = list.scrollHeight;
+  }
+
+  $("accept").addEventListener("click", async () => {
+    if (!state.selected || !state.agent) return;
+    try {
+      state.selected = await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/accept", { agent: state.agent });
+      notice("");
+    } catch (e) {
+      notice(e.message);
+    }
+    await loadTasks();
+  });
+
+  $("end").addEventListener("click", async () => {
+    if (!state.selected) return;
+    try {
+      state.selected = await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/end", { agent: state.agent });
+    } catch (e) {
+      notice(e.message);
+    }
+    await loadTasks();
+  });
+
+  $("composer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = $("message-input");
+    const body = input.value;
+    if (!body.trim() || !state.selected) return;
+    input.value = "";
+    try {
+      await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/messages", { agent: state.agent, body });
+    } catch (e) {
+      input.value = body;
+      notice(e.message);
+    }
+    await loadMessages();
+  });
+
+  $("message-input").addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && !event.shiftKey) {
+      event.preventDefault();
+      $("composer").requestSubmit();
+    }
+  });
+
+  $("message-input").addEventListener("input", () => {
+    const now = Date.now();
+    if (!state.selected || now - state.lastTypingSent < 2000) return;
+    state.lastTypingSent = now;
+    api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/typing", { agent: state.agent }).catch(() => {});
+  });
+
+  function showTyping() {
+    $("typing").classList.remove("hidden");
+    clearTimeout(state.typingTimer);
+    state.typingTimer = setTimeout(() => $("typing").classList.add("hidden"), 3000);
+  }
+
+  // -- live updates -------------------------------------------------------------
+  function connect() {
+    const source = new EventSource("/agent/events");
+    source.addEventListener("hello", () => { $("live").className = "live on"; loadTasks().catch(() => {}); });
+    source.onerror = () => { $("live").className = "live off"; };
+    source.onmessage = (event) => {
+      let data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      const current = state.selected && state.selected.channel_sid === data.channel_sid;
+      if (data.type === "typing") {
+        if (current && data.role !== "agent") showTyping();
+        return;
+      }
+      if (data.type === "task" || data.type === "channel" || data.type === "member") loadTasks().catch(() => {});
+      if (current && (data.type === "message" || data.type === "member" || data.type === "channel")) {
+        if (data.type === "message") $("typing").classList.add("hidden");
+        loadMessages().catch(() => {});
+      }
+    };
+  }
+
+  renderAgent();
+  renderSelected();
+  loadTasks().catch(() => {});
+  connect();
+})();

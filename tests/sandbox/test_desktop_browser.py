@@ -1,0 +1,104 @@
+"""The agent desktop in headless Chromium: a web chat appears live, one agent accepts, both sides chat, the agent ends it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Iterator
+
+import pytest
+
+from tests.sandbox.conftest import Sandbox
+from tests.sandbox.webhook_receiver import WebhookReceiver
+from tests.servers import wait_for
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make install` installs it (apt-get install chromium)")
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def open_desktop(browser: Browser, sandbox: Sandbox, agent: str) -> Page:
+    page = browser.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(f"{sandbox.base_url}/agent")
+    expect(page.locator("#live")).to_have_class("live on")
+    page.fill("#agent-name", agent)
+    page.click("#agent-save")
+    expect(page.locator("#agent-status")).to_have_text(f"available as {agent}")
+    return page
+
+
+def test_agent_desktop_accepts_and_chats(browser: Browser, sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
+    alice = open_desktop(browser, sandbox, "alice")
+    bob = open_desktop(browser, sandbox, "bob")
+
+    customer = "<img src=x onerror=alert(1)> Grace"
+    pre = {"transcript": [{"sender": "user", "text": "where is my order?"}, {"sender": "bot", "text": "Let me get a human."}],
+           "intent": "human_handoff", "slots": {"order_id": "A-42"}}
+    chat = sandbox.client.flex_api.v2.web_channels.create(
+        address_sid=sandbox.address_sid, customer_friendly_name=customer, chat_friendly_name="Web chat",
+        pre_engagement_data=json.dumps(pre))
+    conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
+    conversation.webhooks.create(target="webhook", configuration_url=webhooks.url(hook),
+                                 configuration_filters=["onMessageAdded", "onParticipantAdded", "onConversationStateUpdated"])
+    conversation.messages.create(author=chat.identity, body="Hello, anyone there?", x_twilio_webhook_enabled="true")
+
+    # The task shows up live in both tabs, with the name rendered as text, not HTML.
+    task_in_alice = alice.locator(f'.task[data-channel="{chat.conversation_sid}"]')
+    task_in_bob = bob.locator(f'.task[data-channel="{chat.conversation_sid}"]')
+    expect(task_in_alice).to_contain_text(customer)
+    expect(task_in_bob).to_contain_text("pending")
+    assert alice.locator("img").count() == 0
+
+    bob.click(f'.task[data-channel="{chat.conversation_sid}"]')
+    task_in_alice.click()
+    expect(alice.locator("#task-customer")).to_have_text(customer)
+    expect(alice.locator("#pre-engagement .transcript li")).to_have_count(2)
+    expect(alice.locator("#pre-engagement .transcript")).to_contain_text("Let me get a human.")
+    expect(alice.locator("#pre-engagement > .kv")).to_contain_text("human_handoff")
+    expect(alice.locator("#pre-engagement > .kv")).to_contain_text("A-42")
+    expect(alice.locator("#messages .message.role-customer")).to_contain_text("Hello, anyone there?")
+
+    alice.click("#accept")
+    expect(alice.locator("#task-status")).to_have_text("accepted · alice")
+    expect(alice.locator("#composer")).to_be_visible()
+    # The other agent is told clearly that the task is taken and cannot accept it any more.
+    expect(bob.locator("#notice")).to_have_text("This task is handled by alice.")
+    expect(bob.locator("#accept")).to_be_hidden()
+    expect(bob.locator("#composer")).to_be_hidden()
+
+    alice.fill("#message-input", "Hi Grace, I'm Alice. <script>x</script>")
+    alice.press("#message-input", "Enter")
+    expect(alice.locator("#messages .message.role-agent")).to_contain_text("<script>x</script>")
+    got = webhooks.wait(hook, 3)
+    assert [r.params["EventType"] for r in got] == ["onMessageAdded", "onParticipantAdded", "onMessageAdded"]
+    assert got[2].params["Author"] == "alice" and got[2].params["Source"] == "SDK" and got[2].signature_valid
+
+    sandbox.agent("POST", "/sandbox/typing", {"channel_sid": chat.conversation_sid, "identity": chat.identity, "role": "customer"})
+    expect(alice.locator("#typing")).to_be_visible()
+    conversation.messages.create(author=chat.identity, body="Thanks! It's order A-42.", x_twilio_webhook_enabled="true")
+    expect(alice.locator("#messages .message.role-customer").last).to_contain_text("Thanks! It's order A-42.")
+    expect(bob.locator("#messages .message")).to_have_count(3)
+
+    alice.click("#end")
+    expect(alice.locator("#task-status")).to_have_text("ended · alice")
+    expect(alice.locator("#composer")).to_be_hidden()
+    wait_for(lambda: conversation.fetch().state == "closed", 5, "conversation closed")
+    ended = webhooks.wait(hook, 5)[4]
+    assert ended.params["EventType"] == "onConversationStateUpdated" and ended.params["StateTo"] == "closed"
+    alice.close()
+    bob.close()
