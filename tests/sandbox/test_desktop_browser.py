@@ -12,8 +12,7 @@ from tests.sandbox.conftest import Sandbox
 from tests.sandbox.webhook_receiver import WebhookReceiver
 from tests.servers import wait_for
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 

@@ -1,0 +1,177 @@
+"""Handoff actions: connect the visitor to a Flex agent, relay their turns, and hand back to the bot."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+from bot import agent_chat, handoff
+from bot.flex import FlexChat, FlexError, FlexMessage
+from bot.settings import Settings, settings_from_env
+
+logger = logging.getLogger(__name__)
+
+# Fallback wording when domain.yml has no such response.
+DEFAULT_TEXTS = {
+    "utter_handoff_connecting": "Connecting you to an agent. Please hold on, someone will be with you shortly.",
+    "utter_handoff_already": "You're already connected to an agent; just type your message.",
+    "utter_handoff_failed": "Sorry, I couldn't reach an agent right now. I'm still here to help, or you can try again in a moment.",
+    "utter_handoff_relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
+    "utter_handoff_waiting": "(Sent to the agent. Their reply will show up here, at the latest with your next message.)",
+    "utter_handoff_ended": "You have left the chat with the agent.",
+    "utter_bot_back": "You're back with the bot. How else can I help?",
+}
+
+# Channels whose output would show the token JSON raw (cmdline) or cannot send it (stock socketio).
+_NO_TOKEN_CHANNELS = ("cmdline", "socketio")
+
+
+def say(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], response: Text, **kwargs: Any) -> None:
+    """Utter a domain response, or its default wording when the domain lacks it."""
+    if response in (domain.get("responses") or {}):
+        dispatcher.utter_message(response=response, **kwargs)
+    else:
+        dispatcher.utter_message(text=DEFAULT_TEXTS[response], **kwargs)
+
+
+def slot_events(values: Dict[Text, Any]) -> List[EventType]:
+    """SlotSet events for a {slot: value} mapping."""
+    return [SlotSet(name, value) for name, value in values.items()]
+
+
+class ActionHandoffToAgent(Action):
+    """Open a Flex chat carrying the bot context and pause the bot for this conversation."""
+
+    def name(self) -> Text:
+        return "action_handoff_to_agent"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        if handoff.is_active(tracker.slots):
+            say(dispatcher, domain, "utter_handoff_already")
+            return []
+        settings = settings_from_env()
+        input_channel = tracker.get_latest_input_channel()
+        try:
+            async with agent_chat.flex_client(settings) as client:
+                chat = await agent_chat.start(
+                    client,
+                    settings,
+                    sender_id=tracker.sender_id,
+                    events=tracker.events,
+                    slots=tracker.slots,
+                    input_channel=input_channel,
+                    intent=(tracker.latest_message.get("intent") or {}).get("name"),
+                )
+        except FlexError as e:
+            logger.info("handoff failed: %s", e.reason)
+            say(dispatcher, domain, "utter_handoff_failed")
+            return []
+        logger.info("handoff started: %s chat %s", chat.mode, chat.channel_sid)
+        say(dispatcher, domain, "utter_handoff_connecting")
+        if input_channel not in _NO_TOKEN_CHANNELS:
+            dispatcher.utter_message(json_message={"handoff": token_payload(settings, chat)})
+        events: List[EventType] = slot_events(handoff.start_slots(chat))
+        if tracker.active_loop_name:
+            events.insert(0, ActiveLoop(None))
+        return events
+
+
+def token_payload(settings: Settings, chat: FlexChat) -> Dict[Text, Any]:
+    """The custom payload for front ends that talk to Twilio directly."""
+    return {
+        "event": "connecting",
+        "mode": chat.mode,
+        "channel_sid": chat.channel_sid,
+        "identity": chat.identity,
+        "service_sid": chat.service_sid,
+        # No API key (auth-token-only setup): no token can be signed; front ends use the socket only.
+        "token": handoff.access_token(settings, chat.identity, chat.service_sid) if settings.api_key else None,
+        "ttl": settings.token_ttl,
+    }
+
+
+class ActionRelayToAgent(Action):
+    """Pass a visitor turn to the agent; on polling channels, show what the agent said meanwhile."""
+
+    def name(self) -> Text:
+        return "action_relay_to_agent"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        chat = handoff.chat_from_slots(tracker.slots)
+        if chat is None:
+            return []
+        settings = settings_from_env()
+        polls = not agent_chat.receives_webhooks(tracker.get_latest_input_channel())
+        text = tracker.latest_message.get("text") or ""
+        async with agent_chat.flex_client(settings) as client:
+            outcome = await agent_chat.relay(
+                client,
+                settings,
+                chat,
+                text,
+                handoff.last_index(tracker.slots),
+                wait=settings.shell_wait if polls else 0.0,
+            )
+        if outcome.failure:
+            say(dispatcher, domain, "utter_handoff_relay_failed")
+            return []
+        events: List[EventType] = []
+        for message in outcome.replies:
+            utter_flex_message(dispatcher, chat, message)
+        if outcome.closed:
+            dispatcher.utter_message(
+                text="The agent has ended the chat.", handoff=handoff.handoff_metadata("system", event="chat_closed")
+            )
+            say(dispatcher, domain, "utter_bot_back")
+            return slot_events(handoff.cleared_slots())
+        if polls:
+            if not outcome.replies:
+                say(dispatcher, domain, "utter_handoff_waiting")
+            events.append(SlotSet(handoff.LAST_INDEX_SLOT, float(outcome.last_index)))
+            if outcome.replies and tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
+                events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
+        return events
+
+
+def utter_flex_message(dispatcher: CollectingDispatcher, chat: FlexChat, message: FlexMessage) -> None:
+    """An agent (or Flex system) message as a bot turn, marked in its metadata."""
+    if message.author == agent_chat.SYSTEM_AUTHOR:
+        dispatcher.utter_message(
+            text=message.body,
+            handoff=handoff.handoff_metadata("system", event="flex_system", message_sid=message.sid),
+        )
+        return
+    dispatcher.utter_message(
+        text=f"{message.author}: {message.body}",
+        handoff=handoff.handoff_metadata("agent", agent=message.author, message_sid=message.sid),
+    )
+
+
+class ActionEndHandoff(Action):
+    """The visitor ends the agent chat: close the Flex side and resume the bot."""
+
+    def name(self) -> Text:
+        return "action_end_handoff"
+
+    async def run(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
+    ) -> List[EventType]:
+        chat = handoff.chat_from_slots(tracker.slots)
+        if chat is not None:
+            settings = settings_from_env()
+            async with agent_chat.flex_client(settings) as client:
+                closed = await agent_chat.end(client, settings, chat)
+            if not closed:
+                logger.info("Flex chat %s left open after the visitor ended it", chat.channel_sid)
+            logger.info("handoff ended by the visitor: chat %s", chat.channel_sid)
+        say(dispatcher, domain, "utter_handoff_ended")
+        say(dispatcher, domain, "utter_bot_back")
+        return slot_events(handoff.cleared_slots())

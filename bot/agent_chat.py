@@ -1,0 +1,137 @@
+"""A visitor's chat with a Flex agent: start it, relay to it, poll it, end it.
+
+These are the steps behind the handoff actions, kept apart from rasa-sdk so they can be
+tested (and reused by the connector) without an action server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional
+
+from twilio.rest import Client
+
+from bot import flex, handoff
+from bot.flex import ChatClosed, FlexChat, FlexError, FlexMessage
+from bot.settings import Settings
+from bot.twilio_http import twilio_client
+
+logger = logging.getLogger(__name__)
+
+POLL_INTERVAL = 0.5
+SYSTEM_AUTHOR = "system"
+
+
+@asynccontextmanager
+async def flex_client(settings: Settings) -> AsyncIterator[Client]:
+    """An async Twilio client whose HTTP session is closed afterwards."""
+    client = twilio_client(settings, asynchronous=True)
+    try:
+        yield client
+    finally:
+        await client.http_client.close()
+
+
+def receives_webhooks(input_channel: Optional[str]) -> bool:
+    """Whether the visitor's channel is our connector (webhooks) rather than a stock one (polling)."""
+    return input_channel in handoff.CONNECTOR_CHANNELS
+
+
+async def start(
+    client: Client,
+    settings: Settings,
+    *,
+    sender_id: str,
+    events: Iterable[Any],
+    slots: Mapping[str, Any],
+    input_channel: Optional[str],
+    intent: Optional[str] = None,
+) -> FlexChat:
+    """Create the visitor's Flex chat with the bot context, scoped webhook included when the channel takes them."""
+    url = None
+    if receives_webhooks(input_channel):
+        url = handoff.webhook_url(settings.public_url, input_channel, sender_id, settings.signing_secret)
+    events = list(events)
+    return await flex.start_chat(
+        client,
+        settings,
+        identity=handoff.visitor_identity(sender_id, settings.signing_secret),
+        customer_name=handoff.visitor_name(slots),
+        pre_engagement_data=handoff.context(events, slots, intent),
+        webhook_url=url,
+        unique_name=f"handoff-{uuid.uuid4().hex}",
+        opening_message=handoff.opening_message(events),
+    )
+
+
+@dataclass
+class Relayed:
+    """What happened to one relayed visitor message, and what the agent said meanwhile."""
+
+    replies: List[FlexMessage] = field(default_factory=list)
+    last_index: int = -1
+    closed: bool = False
+    failure: Optional[str] = None
+
+
+def is_from_agent_side(message: FlexMessage, chat: FlexChat) -> bool:
+    """Everything not written by the visitor's own identity comes from the Flex side."""
+    return message.author != chat.identity
+
+
+async def relay(
+    client: Client, settings: Settings, chat: FlexChat, text: str, last_index: int, wait: float = 0.0
+) -> Relayed:
+    """Post the visitor's message; with `wait`, collect agent replies (polling) for up to `wait` seconds."""
+    outcome = Relayed(last_index=last_index)
+    try:
+        await flex.post_visitor_message(client, settings, chat, text)
+    except ChatClosed:
+        outcome.closed = True
+        return outcome
+    except FlexError as e:
+        logger.info("relay to Flex chat %s failed: %s", chat.channel_sid, e.reason)
+        outcome.failure = e.reason
+        return outcome
+    except Exception:  # noqa: BLE001 - a relay failure must reach the visitor, never vanish in a log
+        logger.exception("relay to Flex chat %s failed unexpectedly", chat.channel_sid)
+        outcome.failure = "unexpected error"
+        return outcome
+    if wait > 0:
+        await poll(client, settings, chat, outcome, wait)
+    return outcome
+
+
+async def poll(client: Client, settings: Settings, chat: FlexChat, outcome: Relayed, wait: float) -> Relayed:
+    """Collect agent messages after `outcome.last_index` until one arrives, the chat closes, or `wait` ends."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            messages = await flex.messages_after(client, settings, chat, outcome.last_index)
+            for message in messages:
+                outcome.last_index = max(outcome.last_index, message.index)
+                if is_from_agent_side(message, chat):
+                    outcome.replies.append(message)
+            if not outcome.replies:
+                outcome.closed = await flex.chat_is_closed(client, settings, chat)
+        except FlexError as e:
+            logger.info("polling Flex chat %s failed: %s", chat.channel_sid, e.reason)
+            return outcome
+        if outcome.replies or outcome.closed or time.monotonic() >= deadline:
+            return outcome
+        await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+
+async def end(client: Client, settings: Settings, chat: FlexChat) -> bool:
+    """Close the Flex side because the visitor left; False when Twilio could not be told."""
+    try:
+        await flex.close_chat(client, settings, chat)
+        return True
+    except FlexError as e:
+        logger.info("closing Flex chat %s failed: %s", chat.channel_sid, e.reason)
+        return False

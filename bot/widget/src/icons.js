@@ -1,0 +1,30 @@
+// Inline SVG icons, built with DOM calls from constant path data.
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const PATHS = {
+  chat: ["M4 5.5A2.5 2.5 0 0 1 6.5 3h11A2.5 2.5 0 0 1 20 5.5v8a2.5 2.5 0 0 1-2.5 2.5H10l-4.2 3.6A.5.5 0 0 1 5 19.2V16h.5A2.5 2.5 0 0 1 4 13.5z"],
+  close: ["M6 6l12 12", "M18 6L6 18"],
+  minimise: ["M6 9l6 6 6-6"],
+  send: ["M4 12l16-8-6 16-2.5-6.5z", "M11.5 13.5L20 4"],
+  download: ["M12 4v11", "M7 10l5 5 5-5", "M5 20h14"],
+  agent: ["M12 12a4 4 0 1 0 0-8 4 4 0 0 0 0 8z", "M4.5 20a7.5 7.5 0 0 1 15 0"],
+  bot: ["M7 8h10a3 3 0 0 1 3 3v5a3 3 0 0 1-3 3H7a3 3 0 0 1-3-3v-5a3 3 0 0 1 3-3z", "M12 4v4", "M9 13h.01", "M15 13h.01"],
+  offline: ["M3 3l18 18", "M8.5 16.5a5 5 0 0 1 7 0", "M5 12.5a10 10 0 0 1 4-2.3", "M19 12.5a10 10 0 0 0-3.2-2"],
+  online: ["M5 12.5l4.5 4.5L19 7.5"],
+  end: ["M5 12h14"],
+};
+
+export function icon(name, className = "hw-icon") {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", className);
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  for (const d of PATHS[name] || []) {
+    const path = document.createElementNS(SVG_NS, "path");
+    path.setAttribute("d", d);
+    svg.appendChild(path);
+  }
+  return svg;
+}

@@ -1,0 +1,190 @@
+// The message model, and how bot payloads and history entries become messages.
+//
+// A message: { key, id, sender: "visitor"|"bot"|"agent"|"system", text, timestamp (ms),
+//   agentName, event, quickReplies: [{title, payload}], image: {src, alt}, payload, pending, control }
+// Control messages (the handoff token payload) are never rendered; they only move the handoff state.
+
+export const SYSTEM_EVENTS = ["connecting", "agent_joined", "agent_left", "chat_closed", "bot_resumed", "relay_failed"];
+
+let counter = 0;
+function localKey() {
+  counter += 1;
+  return `local-${Date.now().toString(36)}-${counter}`;
+}
+
+export function toMillis(value) {
+  if (value === null || value === undefined || value === "") return null;
+  if (typeof value === "number" && isFinite(value)) return value < 1e12 ? Math.round(value * 1000) : value;
+  if (typeof value === "string") {
+    if (/^\d+(\.\d+)?$/.test(value)) return toMillis(Number(value));
+    const parsed = Date.parse(value);
+    return isNaN(parsed) ? null : parsed;
+  }
+  return null;
+}
+
+function asText(value) {
+  return typeof value === "string" ? value : value === null || value === undefined ? "" : String(value);
+}
+
+function agentNameOf(value) {
+  if (!value) return "";
+  if (typeof value === "string") return value;
+  return asText(value.name || value.friendly_name || value.identity || "");
+}
+
+function quickRepliesOf(data) {
+  const list = data.quick_replies || data.buttons || [];
+  if (!Array.isArray(list)) return [];
+  return list
+    .filter((r) => r && (r.title || r.payload))
+    .map((r) => ({ title: asText(r.title || r.payload), payload: asText(r.payload || r.title) }));
+}
+
+function safeUrl(value) {
+  try {
+    const url = new URL(asText(value), window.location.href);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+function imageOf(data) {
+  const attachment = data.attachment || (data.image ? { type: "image", payload: { src: data.image } } : null);
+  if (!attachment || typeof attachment !== "object") return null;
+  if (attachment.type !== "image") return null;
+  const payload = attachment.payload || {};
+  const src = safeUrl(payload.src || payload.url);
+  return src ? { src, alt: asText(payload.alt || payload.title || "Image") } : null;
+}
+
+function handoffOf(data) {
+  if (!data || typeof data !== "object") return null;
+  if (data.handoff && typeof data.handoff === "object") return data.handoff;
+  for (const wrapper of ["custom", "data", "json_message"]) {
+    const inner = data[wrapper];
+    if (inner && typeof inner === "object" && inner.handoff && typeof inner.handoff === "object") return inner.handoff;
+  }
+  return null;
+}
+
+function finish(message) {
+  message.key = message.id ? `id:${message.id}` : localKey();
+  return message;
+}
+
+/** A `bot_uttered` payload as a message (or null when there is nothing to show or track). */
+export function fromBotPayload(data, receivedAt = Date.now()) {
+  if (typeof data === "string") data = { text: data };
+  if (!data || typeof data !== "object") return null;
+
+  const handoff = handoffOf(data);
+  const id = asText(data.message_sid || data.id || data.message_id || "") || null;
+  const timestamp = toMillis(data.timestamp) || receivedAt;
+  if (handoff && !data.text) {
+    return finish({ id, sender: "control", text: "", timestamp, control: { handoff } });
+  }
+  const sender = data.sender === "agent" || data.sender === "system" ? data.sender : "bot";
+  const message = {
+    id,
+    sender,
+    text: asText(data.text),
+    timestamp,
+    agentName: sender === "agent" ? agentNameOf(data.agent) || "Agent" : agentNameOf(data.agent),
+    event: sender === "system" ? asText(data.event) : "",
+    quickReplies: sender === "bot" ? quickRepliesOf(data) : [],
+    image: imageOf(data),
+  };
+  if (!message.text && !message.image && !message.quickReplies.length) return null; // unknown custom payload
+  return finish(message);
+}
+
+const VISITOR_SENDERS = ["visitor", "user", "customer"];
+
+/**
+ * One entry of the history endpoint as a message. Accepts the connector's message shape
+ * ({sender, text, timestamp, ...bot payload fields}) and raw Rasa tracker events
+ * ({event: "user"|"bot", text, timestamp, data}).
+ */
+export function fromHistoryEntry(entry) {
+  if (!entry || typeof entry !== "object") return null;
+  const sender = asText(entry.sender || entry.role || entry.author).toLowerCase();
+  if (!sender) {
+    // A raw tracker event; system payloads also have an `event`, but always a sender too.
+    if (entry.event === "user") {
+      return visitorFromHistory({ text: entry.text, timestamp: entry.timestamp, id: entry.message_id });
+    }
+    if (entry.event === "bot") return fromTrackerBotEvent(entry);
+    if (entry.event) return null; // slots, actions, sessions...
+  }
+  if (VISITOR_SENDERS.includes(sender)) return visitorFromHistory(entry);
+  return fromBotPayload(entry, toMillis(entry.timestamp) || Date.now());
+}
+
+/**
+ * A recorded bot turn split the way Rasa's socket.io output sends it live: one message per
+ * paragraph ("\n\n"), buttons on the last one, an image as a message of its own. Without this,
+ * a turn seen live would not match its history entry and would show twice.
+ */
+export function splitLikeRasa(message) {
+  if (!message || message.sender !== "bot") return [message];
+  const paragraphs = message.text ? message.text.trim().split("\n\n") : [];
+  const parts = paragraphs.map((text) => ({ ...message, text, quickReplies: [], image: null }));
+  if (parts.length) parts[parts.length - 1].quickReplies = message.quickReplies;
+  if (message.image) parts.push({ ...message, text: "", quickReplies: [], image: message.image });
+  if (parts.length <= 1) return [message];
+  return parts.map((part, i) => finish({ ...part, id: message.id ? `${message.id}#${i}` : null }));
+}
+
+// A tracker `bot` event; agent and system turns carry metadata.handoff {role, agent, event, message_sid, timestamp}.
+function fromTrackerBotEvent(entry) {
+  const data = entry.data || {};
+  const meta = (entry.metadata && entry.metadata.handoff) || {};
+  const payload = { ...data, text: entry.text, timestamp: entry.timestamp };
+  if (meta.role === "agent") {
+    Object.assign(payload, { sender: "agent", agent: { name: meta.agent }, message_sid: meta.message_sid });
+    if (meta.timestamp) payload.timestamp = meta.timestamp;
+  } else if (meta.role === "system") {
+    Object.assign(payload, { sender: "system", event: meta.event, message_sid: meta.message_sid });
+  }
+  return fromBotPayload(payload, toMillis(entry.timestamp) || Date.now());
+}
+
+function visitorFromHistory(entry) {
+  const text = asText(entry.text || entry.message);
+  if (!text) return null;
+  return finish({
+    id: asText(entry.message_sid || entry.id || entry.message_id || "") || null,
+    sender: "visitor",
+    text,
+    payload: text,
+    timestamp: toMillis(entry.timestamp) || Date.now(),
+    quickReplies: [],
+  });
+}
+
+/** What the visitor just sent; `label` is what they saw (a button title) when it differs. */
+export function visitorMessage(payload, label) {
+  return finish({
+    id: null,
+    sender: "visitor",
+    text: label || payload,
+    payload,
+    timestamp: Date.now(),
+    quickReplies: [],
+    pending: true,
+  });
+}
+
+/** Rewrite visitor payloads (e.g. "/talk_to_agent") from history into the button titles the visitor saw. */
+export function labelPayloads(messages, knownLabels) {
+  const labels = new Map(Object.entries(knownLabels));
+  for (const message of messages) {
+    for (const reply of message.quickReplies || []) labels.set(reply.payload, reply.title);
+    if (message.sender === "visitor" && message.text === message.payload && labels.has(message.payload)) {
+      message.text = labels.get(message.payload);
+    }
+  }
+  return messages;
+}

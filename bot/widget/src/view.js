@@ -1,0 +1,292 @@
+// The widget's DOM: a launcher button and a chat panel inside a Shadow DOM, isolated from the page.
+
+import css from "./styles.css";
+import { el, initials } from "./dom.js";
+import { icon } from "./icons.js";
+import { messageElement, updateMessageElement } from "./message-view.js";
+
+const NEAR_BOTTOM_PX = 120;
+
+function cssVariables(colors) {
+  return Object.entries(colors)
+    .filter(([, value]) => value)
+    .map(([name, value]) => `--hw-${name.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase())}: ${String(value).replace(/[;{}<>]/g, "")};`)
+    .join(" ");
+}
+
+export class WidgetView {
+  /**
+   * @param {object} config resolved widget config
+   * @param {object} handlers onSend(text), onQuickReply(reply), onTalkToAgent(), onEndChat(),
+   *   onToggle(open), onInput(hasText), onDownload()
+   */
+  constructor(config, handlers) {
+    this.config = config;
+    this.handlers = handlers;
+    this.rows = new Map(); // message key -> element
+    this.open = false;
+    this.handoff = { state: "bot", agentName: "" };
+    this.online = true;
+    this.bannerTimer = null;
+  }
+
+  mount(container) {
+    this.host = el("div", { className: "handoff-widget-host", "data-handoff-widget": "" });
+    this.host.style.cssText = "all: initial; display: block;";
+    container.appendChild(this.host);
+    const root = this.host.attachShadow({ mode: "open" });
+    this.root = root;
+
+    const style = el("style");
+    style.textContent = `${css}\n:host { ${cssVariables(this.config.colors)} --hw-z: ${Number(this.config.zIndex) || 2147483000}; }`;
+    root.appendChild(style);
+
+    this.launcherIcon = el("span", { className: "hw-launcher__icon" }, icon("chat"));
+    this.badge = el("span", { className: "hw-badge", "aria-hidden": "true", hidden: true });
+    this.launcher = el("button", {
+      type: "button",
+      className: "hw-launcher",
+      "aria-controls": "hw-panel",
+      "aria-expanded": "false",
+      "aria-label": "Open chat",
+      onclick: () => this.handlers.onToggle(!this.open),
+    }, [this.launcherIcon, this.badge]);
+
+    this.panel = this.buildPanel();
+    root.append(this.panel, this.launcher);
+    this.setOpen(false, { focus: false, animate: false });
+  }
+
+  buildPanel() {
+    const { config } = this;
+    this.avatar = el("span", { className: "hw-header__avatar", "aria-hidden": "true" }, icon("bot"));
+    this.subtitle = el("span", { className: "hw-subtitle__text", text: config.subtitle });
+    this.statusDot = el("span", { className: "hw-dot", "aria-hidden": "true" });
+    const header = el("header", { className: "hw-header" }, [
+      this.avatar,
+      el("div", { className: "hw-heading" }, [
+        el("h2", { className: "hw-title", id: "hw-title", text: config.title }),
+        el("p", { className: "hw-subtitle" }, [this.statusDot, this.subtitle]),
+      ]),
+      el("button", {
+        type: "button", className: "hw-icon-button hw-download", "aria-label": "Download transcript", title: "Download transcript",
+        onclick: () => this.handlers.onDownload(),
+      }, icon("download")),
+      el("button", {
+        type: "button", className: "hw-icon-button hw-minimise", "aria-label": "Minimise chat", title: "Minimise (Esc)",
+        onclick: () => this.handlers.onToggle(false),
+      }, icon("minimise")),
+    ]);
+
+    this.banner = el("div", { className: "hw-banner", role: "status", "aria-live": "polite", hidden: true });
+    this.waiting = el("div", { className: "hw-waiting", hidden: true }, [
+      el("span", { className: "hw-spinner", "aria-hidden": "true" }),
+      el("div", {}, [
+        el("strong", { text: "Connecting you to an agent…" }),
+        el("span", { text: "Please stay on this page. You can keep typing meanwhile." }),
+      ]),
+    ]);
+
+    this.welcome = el("div", { className: "hw-welcome" }, [
+      el("span", { className: "hw-welcome__icon", "aria-hidden": "true" }, icon("chat")),
+      el("p", { text: config.welcome }),
+    ]);
+    this.log = el("div", { className: "hw-log", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Conversation" });
+    this.typingText = el("span", { className: "hw-typing__text" });
+    this.typing = el("div", { className: "hw-typing", role: "status", hidden: true }, [
+      el("span", { className: "hw-typing__dots", "aria-hidden": "true" }, [el("i"), el("i"), el("i")]),
+      this.typingText,
+    ]);
+    this.scroller = el("div", { className: "hw-scroll" }, [this.welcome, this.log, this.typing]);
+
+    this.actionButton = el("button", { type: "button", className: "hw-action", onclick: () => this.onAction() });
+    this.actionBar = el("div", { className: "hw-actions" }, this.actionButton);
+
+    this.input = el("textarea", {
+      id: "hw-input", className: "hw-input", rows: "1", placeholder: "Type your message…",
+      autocomplete: "off", "aria-label": "Type your message", maxlength: "2000",
+    });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    this.input.addEventListener("input", () => {
+      this.autosize();
+      this.handlers.onInput(this.input.value.trim().length > 0);
+    });
+    this.sendButton = el("button", { type: "submit", className: "hw-send", "aria-label": "Send message", title: "Send" }, icon("send"));
+    this.composer = el("form", { className: "hw-composer", onsubmit: (event) => { event.preventDefault(); this.submit(); } }, [
+      el("label", { className: "hw-visually-hidden", for: "hw-input", text: "Message" }),
+      this.input,
+      this.sendButton,
+    ]);
+
+    const panel = el("section", {
+      id: "hw-panel", className: "hw-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title",
+    }, [header, this.banner, this.waiting, this.scroller, this.actionBar, this.composer]);
+    panel.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") {
+        event.stopPropagation();
+        this.handlers.onToggle(false);
+      }
+    });
+    this.updateAction();
+    return panel;
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text) return;
+    this.input.value = "";
+    this.autosize();
+    this.handlers.onSend(text);
+    this.input.focus();
+  }
+
+  autosize() {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight, 120)}px`;
+  }
+
+  onAction() {
+    if (this.handoff.state === "agent" || this.handoff.state === "waiting") this.handlers.onEndChat();
+    else this.handlers.onTalkToAgent();
+  }
+
+  setOpen(open, { focus = true, animate = true } = {}) {
+    this.open = open;
+    this.panel.classList.toggle("hw-panel--still", !animate);
+    this.panel.hidden = !open;
+    this.host.toggleAttribute("data-open", open);
+    this.launcher.setAttribute("aria-expanded", String(open));
+    this.launcher.classList.toggle("hw-launcher--open", open);
+    this.launcherIcon.replaceChildren(icon(open ? "close" : "chat"));
+    this.updateLauncherLabel();
+    if (open) {
+      this.scrollToBottom(true);
+      if (focus) this.input.focus();
+    } else if (focus) {
+      this.launcher.focus();
+    }
+  }
+
+  setUnread(count) {
+    this.unread = count;
+    this.badge.hidden = count <= 0;
+    this.badge.textContent = count > 9 ? "9+" : String(count);
+    this.updateLauncherLabel();
+  }
+
+  updateLauncherLabel() {
+    let label = this.open ? "Minimise chat" : "Open chat";
+    if (!this.open && this.unread > 0) label += `, ${this.unread} unread message${this.unread === 1 ? "" : "s"}`;
+    this.launcher.setAttribute("aria-label", label);
+  }
+
+  renderMessages(messages, { forceScroll = false } = {}) {
+    const nearBottom = this.isNearBottom();
+    const keep = new Set();
+    let previous = null;
+    messages.forEach((message, index) => {
+      keep.add(message.key);
+      let row = this.rows.get(message.key);
+      if (!row) {
+        row = messageElement(message, {
+          botName: this.config.botName,
+          actions: {
+            onQuickReply: (reply) => {
+              this.handlers.onQuickReply(reply);
+              this.input.focus(); // the buttons go away with the next message; keep focus somewhere useful
+            },
+            onDownload: () => this.handlers.onDownload(),
+          },
+        });
+        this.rows.set(message.key, row);
+      }
+      updateMessageElement(row, message, previous, index === messages.length - 1);
+      if (this.log.children[index] !== row) this.log.insertBefore(row, this.log.children[index] || null);
+      previous = message;
+    });
+    for (const [key, row] of this.rows) {
+      if (!keep.has(key)) {
+        row.remove();
+        this.rows.delete(key);
+      }
+    }
+    this.welcome.hidden = messages.length > 0;
+    if (forceScroll || nearBottom) this.scrollToBottom();
+  }
+
+  isNearBottom() {
+    const s = this.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM_PX;
+  }
+
+  scrollToBottom() {
+    this.scroller.scrollTop = this.scroller.scrollHeight;
+  }
+
+  setHandoff(handoff) {
+    this.handoff = handoff;
+    this.panel.dataset.handoff = handoff.state;
+    this.waiting.hidden = handoff.state !== "waiting";
+    if (handoff.state === "agent") {
+      this.avatar.replaceChildren(el("span", { className: "hw-header__initials", text: initials(handoff.agentName) }));
+      this.avatar.classList.add("hw-header__avatar--agent");
+    } else {
+      this.avatar.replaceChildren(icon("bot"));
+      this.avatar.classList.remove("hw-header__avatar--agent");
+    }
+    this.updateSubtitle();
+    this.updateAction();
+  }
+
+  updateAction() {
+    const state = this.handoff.state;
+    const withAgent = state === "agent" || state === "waiting";
+    this.actionButton.replaceChildren(icon(withAgent ? "end" : "agent"), withAgent ? (state === "waiting" ? "Cancel and end chat" : "End chat") : "Talk to an agent");
+    this.actionButton.classList.toggle("hw-action--end", withAgent);
+  }
+
+  updateSubtitle() {
+    let text = this.config.subtitle;
+    if (!this.online) text = "Reconnecting…";
+    else if (this.handoff.state === "waiting") text = "Waiting for an agent…";
+    else if (this.handoff.state === "agent") text = `You're chatting with ${this.handoff.agentName || "an agent"}`;
+    this.subtitle.textContent = text;
+    this.statusDot.className = `hw-dot hw-dot--${this.online ? this.handoff.state : "offline"}`;
+  }
+
+  /** "offline" shows a lasting notice; "restored" a short one. */
+  setConnectivity(status) {
+    const stick = this.isNearBottom();
+    clearTimeout(this.bannerTimer);
+    this.online = status !== "offline";
+    this.panel.dataset.connection = this.online ? "online" : "offline";
+    if (status === "offline") {
+      this.showBanner("offline", "Connection lost. Trying to reconnect…", "offline");
+    } else if (status === "restored") {
+      this.showBanner("online", "You're back online.", "online");
+      this.bannerTimer = setTimeout(() => { this.banner.hidden = true; }, 4000);
+    } else {
+      this.banner.hidden = true;
+    }
+    this.updateSubtitle();
+    if (stick) this.scrollToBottom();
+  }
+
+  showBanner(kind, text, iconName) {
+    this.banner.className = `hw-banner hw-banner--${kind}`;
+    this.banner.replaceChildren(icon(iconName), el("span", { text }));
+    this.banner.hidden = false;
+  }
+
+  showTyping(text) {
+    const nearBottom = this.isNearBottom();
+    this.typing.hidden = !text;
+    this.typingText.textContent = text || "";
+    if (text && nearBottom) this.scrollToBottom();
+  }
+}

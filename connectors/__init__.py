@@ -1,0 +1,1 @@
+"""Rasa input channels that hand website chats to Twilio Flex agents and back."""

@@ -1,0 +1,299 @@
+"""The connector side of the handoff, shared by the socket.io and REST channels.
+
+Visitor messages of a handed-off conversation go straight to Flex (no NLU, no policies)
+and Flex webhooks become agent/system turns. Both update the tracker under Rasa's lock
+store, and nothing about a conversation is kept in this process: the tracker holds the
+handoff state and the signed webhook URL carries the (encrypted) conversation id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Text
+
+import aiohttp
+from rasa.core.agent import Agent
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from twilio.request_validator import RequestValidator
+
+from bot import agent_chat, flex, handoff
+from bot.flex import FlexChat
+from bot.settings import Settings, settings_from_env
+from bot.twilio_http import twilio_client
+
+logger = logging.getLogger(__name__)
+
+# The intent recorded for relayed visitor turns: NLU did not run, and no policy knows it.
+RELAYED_INTENT = "handoff_relay"
+
+DEFAULT_TEXTS = {
+    "connecting": "Connecting you to an agent...",
+    "agent_joined": "{name} joined the chat.",
+    "agent_left": "{name} left the chat.",
+    "chat_closed": "The agent has ended the chat.",
+    "relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
+    "bot_resumed": "You're back with the bot. How else can I help?",
+}
+
+MESSAGE_EVENTS = {"onMessageAdded", "onMessageSent"}
+JOIN_EVENTS = {"onParticipantAdded", "onMemberAdded"}
+LEAVE_EVENTS = {"onParticipantRemoved", "onMemberRemoved"}
+
+# Delivers visitor-facing payloads for one conversation (socket room emit; REST: nothing).
+Deliver = Callable[[Text, List[Dict[Text, Any]]], Awaitable[None]]
+
+
+def system_payload(event: Text, text: Text, **extra: Any) -> Dict[Text, Any]:
+    """A short system notice for the visitor (agent joined/left, chat closed, ...)."""
+    return {"text": text, "sender": "system", "event": event, **extra}
+
+
+def agent_payload(text: Text, agent: Text, message_sid: Text, timestamp: Optional[Text]) -> Dict[Text, Any]:
+    """An agent's message for the visitor; `text` keeps plain Rasa widgets working."""
+    return {"text": text, "sender": "agent", "agent": {"name": agent}, "message_sid": message_sid, "timestamp": timestamp}
+
+
+def payload_from_bot_event(event: Mapping[Text, Any]) -> Dict[Text, Any]:
+    """A recorded bot turn as the visitor channel shows it (used by REST polling)."""
+    meta = (event.get("metadata") or {}).get("handoff") or {}
+    role = meta.get("role")
+    text = event.get("text") or ""
+    if role == "agent":
+        return agent_payload(text, meta.get("agent", ""), meta.get("message_sid", ""), meta.get("timestamp"))
+    if role == "system":
+        return system_payload(meta.get("event", ""), text)
+    payload: Dict[Text, Any] = {"text": text, "sender": "bot"}
+    data = event.get("data") or {}
+    for key in ("buttons", "quick_replies", "image", "attachment", "elements", "custom"):
+        if data.get(key):
+            payload[key] = data[key]
+    return payload
+
+
+def _system_event(event: Text, text: Text, key: Optional[Text] = None) -> BotUttered:
+    return BotUttered(text, metadata=handoff.handoff_metadata("system", event=event, message_sid=key))
+
+
+@dataclass
+class FlexEvent:
+    """The fields of a Flex webhook that matter here, for both APIs."""
+
+    type: Text
+    channel_sid: Text
+    message_sid: Optional[Text]
+    author: Optional[Text]
+    body: Text
+    index: Optional[int]
+    timestamp: Optional[Text]
+    identity: Optional[Text]
+    participant_sid: Optional[Text]
+    closed: bool
+
+    @classmethod
+    def from_form(cls, form: Mapping[Text, Text]) -> "FlexEvent":
+        """Read a Conversations or Programmable Chat post-event webhook."""
+        kind = form.get("EventType", "")
+        closed = (kind == "onConversationStateUpdated" and form.get("StateTo") == "closed") or (
+            kind == "onChannelUpdated" and flex.channel_attributes_inactive(form.get("Attributes"))
+        ) or kind in ("onConversationRemoved", "onChannelDestroyed")
+        index = form.get("Index")
+        return cls(
+            type=kind,
+            channel_sid=form.get("ConversationSid") or form.get("ChannelSid") or "",
+            message_sid=form.get("MessageSid"),
+            author=form.get("Author") or form.get("From"),
+            body=form.get("Body") or "",
+            index=int(index) if index not in (None, "") and str(index).lstrip("-").isdigit() else None,
+            timestamp=form.get("DateCreated"),
+            identity=form.get("Identity"),
+            participant_sid=form.get("ParticipantSid") or form.get("MemberSid"),
+            closed=closed,
+        )
+
+
+class Handoff:
+    """Relays visitor turns to Flex and turns Flex events into visitor turns, for one Rasa server."""
+
+    def __init__(self, settings: Optional[Settings] = None) -> None:
+        self.settings = settings or settings_from_env()
+        self.client = twilio_client(self.settings, asynchronous=True)
+        self.validator = RequestValidator(self.settings.auth_token)
+
+    async def close(self) -> None:
+        """Release the HTTP session to Twilio."""
+        await self.client.http_client.close()
+
+    def _bot_back_text(self, agent: Agent) -> Text:
+        responses = agent.domain.responses if agent.domain else {}
+        for variation in responses.get("utter_bot_back") or []:
+            if variation.get("text"):
+                return variation["text"]
+        return DEFAULT_TEXTS["bot_resumed"]
+
+    def _resume_bot(self, agent: Agent, reason: Text, key: Optional[Text]) -> List[Event]:
+        """Events that end the handoff: the notice, cleared slots, and the bot saying it is back."""
+        text = self._bot_back_text(agent)
+        events: List[Event] = [_system_event(reason, DEFAULT_TEXTS[reason], key)]
+        events += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
+        events.append(
+            BotUttered(text, metadata={"utter_action": "utter_bot_back", **handoff.handoff_metadata("system", event="bot_resumed")})
+        )
+        return events
+
+    async def relay_visitor_message(self, agent: Agent, message: UserMessage) -> Optional[List[Dict[Text, Any]]]:
+        """Relay a visitor message when the conversation is handed off; None means 'not handed off'.
+
+        Returns the payloads the visitor should see now (nothing on success, a notice on failure).
+        `/end_chat` is left to the bot (HandoffPolicy runs `action_end_handoff`).
+        """
+        if not agent.is_ready() or handoff.is_end_chat(message.text):
+            return None
+        async with agent.lock_store.lock(message.sender_id):
+            tracker = await agent.tracker_store.retrieve(message.sender_id)
+            if tracker is None:
+                return None
+            slots = tracker.current_slot_values()
+            chat = handoff.chat_from_slots(slots)
+            if chat is None:
+                return None
+            if not (message.text or "").strip():
+                return []  # nothing to relay (e.g. a metadata-only event)
+            tracker.update(
+                UserUttered(
+                    message.text,
+                    intent={"name": RELAYED_INTENT, "confidence": 1.0},
+                    input_channel=message.input_channel,
+                    message_id=message.message_id,
+                    metadata={**(message.metadata or {}), "handoff": {"relayed_to": chat.channel_sid}},
+                ),
+                agent.domain,
+            )
+            outcome = await agent_chat.relay(self.client, self.settings, chat, message.text or "", handoff.last_index(slots))
+            events: List[Event] = []
+            payloads: List[Dict[Text, Any]] = []
+            if outcome.closed:
+                logger.info("relay found Flex chat %s closed; bot resumes", chat.channel_sid)
+                events = self._resume_bot(agent, "chat_closed", None)
+            elif outcome.failure:
+                logger.info("relay to Flex chat %s failed; visitor told", chat.channel_sid)
+                events = [_system_event("relay_failed", DEFAULT_TEXTS["relay_failed"])]
+            for event in events:
+                tracker.update(event, agent.domain)
+                if isinstance(event, BotUttered):
+                    payloads.append(payload_from_bot_event(event.as_dict()))
+            await agent.tracker_store.save(tracker)
+        return payloads
+
+    async def apply_flex_event(self, agent: Agent, sender_id: Text, event: FlexEvent) -> List[Dict[Text, Any]]:
+        """Record a Flex webhook event in the tracker; returns what the visitor should be shown."""
+        async with agent.lock_store.lock(sender_id):
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            if tracker is None:
+                return []
+            slots = tracker.current_slot_values()
+            chat = handoff.chat_from_slots(slots)
+            if chat is None or chat.channel_sid != event.channel_sid:
+                logger.info("Flex event %s for a chat no longer handed off; ignored", event.type)
+                return []
+            events = self._events_for(agent, tracker, chat, slots, event)
+            payloads = []
+            for new in events:
+                tracker.update(new, agent.domain)
+                if isinstance(new, BotUttered):
+                    payloads.append(payload_from_bot_event(new.as_dict()))
+            if events:
+                await agent.tracker_store.save(tracker)
+        return payloads
+
+    def _events_for(
+        self, agent: Agent, tracker: DialogueStateTracker, chat: FlexChat, slots: Mapping[Text, Any], event: FlexEvent
+    ) -> List[Event]:
+        seen = handoff.recorded_message_sids(tracker.events)
+        is_visitor = (event.author or event.identity) == chat.identity
+        if event.type in MESSAGE_EVENTS:
+            if is_visitor or not event.message_sid or event.message_sid in seen:
+                return []
+            events: List[Event] = [
+                BotUttered(
+                    event.body,
+                    metadata=handoff.handoff_metadata(
+                        "agent", agent=event.author, message_sid=event.message_sid, timestamp=event.timestamp
+                    ),
+                )
+            ]
+            if event.index is not None and event.index > handoff.last_index(slots):
+                events.append(SlotSet(handoff.LAST_INDEX_SLOT, float(event.index)))
+            if slots.get(handoff.STATUS_SLOT) == handoff.PENDING:
+                events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
+            logger.info("agent message delivered for Flex chat %s", chat.channel_sid)
+            return events
+        if event.type in JOIN_EVENTS or event.type in LEAVE_EVENTS:
+            joined = event.type in JOIN_EVENTS
+            key = f"{event.type}:{event.participant_sid or event.identity}"
+            if is_visitor or not event.identity or key in seen:
+                return []
+            kind = "agent_joined" if joined else "agent_left"
+            events = [_system_event(kind, DEFAULT_TEXTS[kind].format(name=event.identity), key)]
+            if joined and slots.get(handoff.STATUS_SLOT) == handoff.PENDING:
+                events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
+            logger.info("%s for Flex chat %s", kind, chat.channel_sid)
+            return events
+        if event.closed:
+            logger.info("Flex chat %s closed by the agent side; bot resumes", chat.channel_sid)
+            return self._resume_bot(agent, "chat_closed", f"closed:{chat.channel_sid}")
+        return []
+
+    async def forward_typing(self, agent: Agent, sender_id: Text) -> None:
+        """Tell the sandbox desktop the visitor is typing (real Twilio has no REST typing call)."""
+        if not self.settings.uses_sandbox or not agent.is_ready():
+            return
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        chat = handoff.chat_from_slots(tracker.current_slot_values()) if tracker else None
+        if chat is None:
+            return
+        body = {"channel_sid": chat.channel_sid, "identity": chat.identity, "role": "customer"}
+        try:
+            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+                async with session.post(f"{self.settings.api_base}/sandbox/typing", json=body) as r:
+                    await r.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            logger.debug("typing indicator not forwarded")
+
+    def add_shutdown(self, blueprint: Blueprint) -> None:
+        """Close the Twilio HTTP session when the server stops."""
+
+        @blueprint.listener("after_server_stop")
+        async def close_twilio(_app: Any, _loop: Any) -> None:
+            await self.close()
+
+    def public_url_of(self, request: Request) -> Text:
+        """The URL Twilio signed: PUBLIC_URL plus the path and raw query we were called with."""
+        query = request.query_string
+        return f"{self.settings.public_url}{request.path}" + (f"?{query}" if query else "")
+
+    def add_webhook_route(self, blueprint: Blueprint, deliver: Deliver) -> None:
+        """Mount `POST <channel>/flex`: Flex's signed webhooks for this channel's visitors."""
+
+        @blueprint.route(f"/{handoff.WEBHOOK_ROUTE}", methods=["POST"], name=f"{blueprint.name}_flex")
+        async def flex_webhook(request: Request) -> HTTPResponse:
+            signature = request.headers.get("X-Twilio-Signature", "")
+            form = request.form or {}
+            if not signature or not self.validator.validate(self.public_url_of(request), form, signature):
+                logger.warning("Flex webhook with a missing or invalid signature rejected")
+                return response.text("invalid signature", status=403)
+            sender_id = handoff.sender_from_webhook_token(request.args.get("c", ""), self.settings.signing_secret)
+            if sender_id is None:
+                return response.text("unknown conversation", status=404)
+            event = FlexEvent.from_form({key: form.get(key) for key in form})
+            agent: Agent = request.app.ctx.agent
+            payloads = await self.apply_flex_event(agent, sender_id, event)
+            if payloads:
+                await deliver(sender_id, payloads)
+            return response.text("", status=204)

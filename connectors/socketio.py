@@ -1,0 +1,195 @@
+"""Socket.io channel with Flex handoff: Rasa's socket.io protocol, plus agent and system turns.
+
+Same events as Rasa's `socketio` channel (`session_request`/`session_confirm`,
+`user_uttered`, `bot_uttered`), so Rasa widgets keep working. While a conversation is
+handed off, visitor messages go to the Flex agent and the agent's messages arrive as
+`bot_uttered` with `"sender": "agent"`; notices have `"sender": "system"` and an `event`.
+Every payload has `text`. With `REDIS_URL` set, emits reach visitors on any replica.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+import rasa.core.channels.channel
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.socketio import SocketBlueprint
+from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
+from sanic import Blueprint, Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncRedisManager, AsyncServer
+
+from bot import sanic_compat
+from connectors.handoff import Handoff
+
+# Rasa's server is Sanic 21.12: its websockets need this on Python 3.11 (see bot/sanic_compat.py).
+sanic_compat.apply()
+
+logger = logging.getLogger(__name__)
+
+
+class SocketIOOutput(RasaSocketIOOutput):
+    """Rasa's socket.io output, plus handoff payloads (token, agent and system turns)."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff_socketio"
+
+    async def send_payloads(self, recipient_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+        """Emit ready-made payloads to the visitor's room, in order."""
+        for payload in payloads:
+            await self._send_message(recipient_id, payload)
+
+    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
+        """The handoff token goes out as a system `bot_uttered`; other custom JSON as in Rasa."""
+        details = json_message.get("handoff")
+        if isinstance(details, dict):
+            payload = {"text": "", "sender": "system", "event": details.get("event", "connecting"), "handoff": details}
+            await self._send_message(recipient_id, payload)
+            return
+        await super().send_custom_json(recipient_id, json_message, **kwargs)
+
+
+class _AppBlueprint(SocketBlueprint):
+    """Rasa's socket blueprint that also remembers the app it is registered on."""
+
+    def register(self, app: Sanic, options: Dict[Text, Any]) -> None:
+        self.ctx.app = app
+        super().register(app, options)
+
+
+class SocketIOInput(InputChannel):
+    """A socket.io input channel that relays handed-off conversations to Flex."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff_socketio"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        return cls(
+            credentials.get("user_message_evt", "user_uttered"),
+            credentials.get("bot_message_evt", "bot_uttered"),
+            credentials.get("namespace"),
+            credentials.get("session_persistence", False),
+            credentials.get("socketio_path", "/socket.io"),
+            credentials.get("jwt_key"),
+            credentials.get("jwt_method", "HS256"),
+            credentials.get("metadata_key", "metadata"),
+            credentials.get("cors_allowed_origins", []),
+        )
+
+    def __init__(
+        self,
+        user_message_evt: Text = "user_uttered",
+        bot_message_evt: Text = "bot_uttered",
+        namespace: Optional[Text] = None,
+        session_persistence: bool = False,
+        socketio_path: Optional[Text] = "/socket.io",
+        jwt_key: Optional[Text] = None,
+        jwt_method: Optional[Text] = "HS256",
+        metadata_key: Optional[Text] = "metadata",
+        cors_allowed_origins: Any = None,
+        handoff: Optional[Handoff] = None,
+    ) -> None:
+        self.bot_message_evt = bot_message_evt
+        self.session_persistence = session_persistence
+        self.user_message_evt = user_message_evt
+        self.namespace = namespace
+        self.socketio_path = socketio_path
+        self.sio: Optional[AsyncServer] = None
+        self.metadata_key = metadata_key
+        self.jwt_key = jwt_key
+        self.jwt_algorithm = jwt_method
+        # [] as in Rasa: no CORS check by python-socketio (same-origin and widgets on other sites).
+        self.cors_allowed_origins = cors_allowed_origins if cors_allowed_origins is not None else []
+        self.handoff = handoff or Handoff()
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        """Output for messages Rasa sends outside a visitor turn (e.g. the /execute API)."""
+        if self.sio is None:
+            return None
+        return SocketIOOutput(self.sio, self.bot_message_evt)
+
+    def _server(self) -> AsyncServer:
+        manager = None
+        if self.handoff.settings.redis_url:
+            # Emits go through Redis, so the replica holding the visitor's socket delivers them.
+            manager = AsyncRedisManager(self.handoff.settings.redis_url)
+        return AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins, client_manager=manager)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Socket.io endpoint, health check and Flex webhook route."""
+        sio = self._server()
+        socketio_webhook = _AppBlueprint(sio, self.socketio_path, "handoff_socketio_webhook", __name__)
+        self.sio = sio
+        output = SocketIOOutput(sio, self.bot_message_evt)
+
+        @socketio_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+            await output.send_payloads(sender_id, payloads)
+
+        self.handoff.add_webhook_route(socketio_webhook, deliver)
+        self.handoff.add_shutdown(socketio_webhook)
+
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
+            if not self.jwt_key:
+                return True
+            token = (auth or {}).get("token")
+            payload = None
+            if token:
+                payload = rasa.core.channels.channel.decode_bearer_token(token, self.jwt_key, self.jwt_algorithm)
+            return bool(payload)
+
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+            data = data or {}
+            if not data.get("session_id"):
+                data["session_id"] = uuid.uuid4().hex
+            if self.session_persistence:
+                # python-socketio 5.8: enter_room is synchronous (5.10+ would need await).
+                sio.enter_room(sid, data["session_id"], namespace=self.namespace)
+            await sio.emit("session_confirm", data["session_id"], room=sid, namespace=self.namespace)
+
+        def sender_of(sid: Text, data: Dict) -> Optional[Text]:
+            if not self.session_persistence:
+                return sid
+            if not data.get("session_id"):
+                logger.warning("socket.io message without session_id ignored (send session_request first)")
+                return None
+            return data["session_id"]
+
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: Text, data: Dict) -> None:
+            sender_id = sender_of(sid, data or {})
+            if sender_id is None:
+                return
+            metadata = data.get(self.metadata_key) or {}
+            if isinstance(metadata, str):
+                metadata = json.loads(metadata)
+            message = UserMessage(
+                data.get("message", ""), output, sender_id, input_channel=self.name(), metadata=metadata
+            )
+            agent = socketio_webhook.ctx.app.ctx.agent
+            notices = await self.handoff.relay_visitor_message(agent, message)
+            if notices is None:
+                await on_new_message(message)
+            elif notices:
+                await output.send_payloads(sender_id, notices)
+
+        @sio.on("visitor_typing", namespace=self.namespace)
+        async def visitor_typing(sid: Text, data: Optional[Dict]) -> None:
+            sender_id = sender_of(sid, data or {})
+            if sender_id is not None:
+                await self.handoff.forward_typing(socketio_webhook.ctx.app.ctx.agent, sender_id)
+
+        return socketio_webhook

@@ -1,0 +1,171 @@
+"""A stand-in for Rasa's socket.io channel plus the handoff connector, for widget browser tests.
+
+It speaks the same protocol as the real stack (session_request/session_confirm, user_uttered,
+bot_uttered with bot/agent/system payloads, visitor_typing/agent_typing, a history endpoint) and
+lets a test play the agent side through /test/* endpoints. State is kept in a JSON file so a
+restarted server still knows the conversations (like Rasa's tracker store).
+
+    python -m tests.browser.fake_rasa --port 5099 --state /tmp/fake-rasa.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import socketio
+from sanic import Sanic, response
+from sanic.request import Request
+
+from bot import sanic_compat
+
+GREETING = {
+    "text": "Hi! I'm Nori, the Northwind assistant. How can I help?",
+    "quick_replies": [
+        {"content_type": "text", "title": "Shipping info", "payload": "/ask_shipping"},
+        {"content_type": "text", "title": "Returns", "payload": "/ask_returns"},
+        {"content_type": "text", "title": "Talk to an agent", "payload": "/talk_to_agent"},
+    ],
+}
+ANSWERS = {
+    "/ask_shipping": "Standard shipping takes 3 to 5 working days and is free over €60.",
+    "/ask_returns": "You can return anything within 60 days for a full refund.",
+}
+
+
+class Conversations:
+    """Per-session messages (visitor and bot side), handoff state and visitor typing signals."""
+
+    def __init__(self, path: Optional[Path]) -> None:
+        self.path = path
+        self.data: Dict[str, Dict[str, Any]] = {}
+        if path and path.is_file():
+            self.data = json.loads(path.read_text())
+
+    def session(self, session_id: str) -> Dict[str, Any]:
+        return self.data.setdefault(session_id, {"messages": [], "state": "bot", "typing": [], "requests": 0})
+
+    def record(self, session_id: str, payload: Dict[str, Any]) -> Dict[str, Any]:
+        entry = {"timestamp": time.time(), **payload}
+        self.session(session_id)["messages"].append(entry)
+        self.save()
+        return entry
+
+    def save(self) -> None:
+        if self.path:
+            self.path.write_text(json.dumps(self.data))
+
+
+def create_app(state_path: Optional[Path]) -> Sanic:
+    sanic_compat.apply()
+    app = Sanic("fake_rasa")
+    sio = socketio.AsyncServer(async_mode="sanic", cors_allowed_origins="*")
+    sio.attach(app, "/socket.io")
+    store = Conversations(state_path)
+
+    async def say(session_id: str, payload: Dict[str, Any], sender: str = "bot") -> None:
+        """Record a bot-side payload in the history and send it to the session's sockets."""
+        entry = store.record(session_id, {"sender": payload.get("sender", sender), **payload})
+        live = {k: v for k, v in entry.items() if k != "timestamp" or payload.get("sender") == "agent"}
+        if live.get("sender") == "bot":
+            live.pop("sender")  # plain Rasa bot payloads carry no sender
+        await sio.emit("bot_uttered", live, room=session_id)
+
+    async def system(session_id: str, event: str, text: str) -> None:
+        await say(session_id, {"text": text, "sender": "system", "event": event})
+
+    @sio.on("session_request")
+    async def session_request(sid: str, data: Optional[Dict[str, Any]]) -> None:
+        session_id = (data or {}).get("session_id") or uuid.uuid4().hex
+        sio.enter_room(sid, session_id)
+        store.session(session_id)["requests"] += 1
+        store.save()
+        await sio.emit("session_confirm", session_id, room=sid)
+
+    @sio.on("user_uttered")
+    async def user_uttered(sid: str, data: Dict[str, Any]) -> None:
+        session_id = data.get("session_id")
+        text = str(data.get("message", ""))
+        if not session_id:
+            return
+        store.record(session_id, {"sender": "visitor", "text": text})
+        conversation = store.session(session_id)
+        if text == "/end_chat" and conversation["state"] != "bot":
+            conversation["state"] = "bot"
+            await system(session_id, "chat_closed", "The chat has ended.")
+            await system(session_id, "bot_resumed", "You're back with Nori. How else can I help?")
+        elif conversation["state"] != "bot":
+            return  # relayed to the agent
+        elif text == "/talk_to_agent":
+            conversation["state"] = "waiting"
+            await system(session_id, "connecting", "Connecting you to an agent...")
+            handoff = {"handoff": {"token": "eyJ.fake.token", "identity": "visitor_1", "channel_sid": "CH1", "mode": "conversations"}}
+            await sio.emit("bot_uttered", handoff, room=session_id)
+        elif text.lower() in ("hi", "hello", "/greet"):
+            await say(session_id, GREETING)
+        elif text in ANSWERS:
+            await say(session_id, {"text": ANSWERS[text]})
+        else:
+            await say(session_id, {"text": f"You said: {text}"})
+        store.save()
+
+    @sio.on("visitor_typing")
+    async def visitor_typing(sid: str, data: Dict[str, Any]) -> None:
+        store.session(data.get("session_id", ""))["typing"].append(bool(data.get("typing")))
+        store.save()
+
+    @app.get("/health")
+    async def health(_: Request):
+        return response.json({"status": "ok"})
+
+    @app.get("/history/<session_id>")
+    async def history(_: Request, session_id: str):
+        if session_id not in store.data:
+            return response.json({"messages": []}, status=404, headers={"Access-Control-Allow-Origin": "*"})
+        return response.json({"session_id": session_id, "messages": store.data[session_id]["messages"]},
+                             headers={"Access-Control-Allow-Origin": "*"})
+
+    # The agent side, driven by tests.
+    @app.post("/test/push")
+    async def push(request: Request):
+        """{session_id, payload}: an agent/system/bot payload delivered live and recorded."""
+        body = request.json
+        payload = body["payload"]
+        conversation = store.session(body["session_id"])
+        if payload.get("sender") == "agent":
+            conversation["state"] = "agent"
+            payload = {"message_sid": "IM" + uuid.uuid4().hex,
+                       "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **payload}
+        elif payload.get("event") == "agent_joined":
+            conversation["state"] = "agent"
+        await say(body["session_id"], payload)
+        return response.json({"ok": True})
+
+    @app.post("/test/agent_typing")
+    async def agent_typing(request: Request):
+        body = request.json
+        await sio.emit("agent_typing", {"typing": body.get("typing", True), "agent": {"name": body.get("agent", "Alex")}},
+                       room=body["session_id"])
+        return response.json({"ok": True})
+
+    @app.get("/test/sessions/<session_id>")
+    async def session_state(_: Request, session_id: str):
+        return response.json(store.data.get(session_id) or {})
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--state", type=Path, default=None)
+    args = parser.parse_args()
+    create_app(args.state).run(host="127.0.0.1", port=args.port, access_log=False, motd=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""The website path: a socket.io visitor goes from the bot to a Flex agent and back, in both Flex modes."""
+
+from __future__ import annotations
+
+import json
+
+import jwt
+
+from bot.settings import SANDBOX_API_SECRET
+from tests.handoff.conftest import AGENT, Stack, handed_off
+from tests.servers import wait_for
+
+
+def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    assert visitor.transport == "websocket"
+    visitor.say("/greet")
+    visitor.wait_for_text("Northwind assistant")
+    visitor.say("/ask_shipping")
+    visitor.wait_for_text("shipping")
+
+    start = len(visitor.messages)
+    task = handed_off(stack, visitor)
+    token_message = visitor.wait_for(lambda m: m.get("event") == "connecting" and m.get("handoff"), "token", start=start)
+    assert token_message["sender"] == "system" and "text" in token_message
+    claims = jwt.decode(token_message["handoff"]["token"], SANDBOX_API_SECRET, algorithms=["HS256"])
+    assert claims["grants"]["identity"] == token_message["handoff"]["identity"] == task["visitor_identity"]
+    assert visitor.session_id not in json.dumps(task)  # Flex never learns the socket room
+
+    # The agent sees the bot transcript, the triggering intent and the slots.
+    pre = task["pre_engagement_data"]
+    pre = json.loads(pre) if isinstance(pre, str) else pre
+    assert pre["intent"] == "talk_to_agent"
+    said = [line["text"] for line in pre["transcript"]]
+    assert "/ask_shipping" in said and any("shipping" in t.lower() for t in said)
+
+    stack.sandbox.accept(task["sid"])
+    joined = visitor.wait_for(lambda m: m.get("event") == "agent_joined", "agent joined notice", start=start)
+    assert joined["sender"] == "system" and AGENT in joined["text"]
+
+    # Relay both ways, in order.
+    for n in range(3):
+        visitor.say(f"visitor line {n}")
+    wait_for(
+        lambda: [m["body"] for m in stack.sandbox.transcript(task["sid"]) if m["body"].startswith("visitor line")]
+        == ["visitor line 0", "visitor line 1", "visitor line 2"],
+        15, "visitor lines at the agent, in order",
+    )
+    for n in range(3):
+        stack.sandbox.send(task["sid"], f"agent line {n}")
+    wait_for(
+        lambda: [m["text"] for m in visitor.messages if m.get("sender") == "agent"] == ["agent line 0", "agent line 1", "agent line 2"],
+        15, "agent lines at the visitor, in order",
+    )
+    agent_message = next(m for m in visitor.messages if m.get("sender") == "agent")
+    assert agent_message["agent"]["name"] == AGENT and agent_message["message_sid"].startswith("IM")
+    # The bot did not answer any relayed line.
+    assert not any("sorry" in t.lower() for t in visitor.texts()[start:])
+
+    tracker = stack.tracker(visitor.session_id)
+    relayed = [e["text"] for e in tracker["events"] if e["event"] == "user" and e["text"].startswith("visitor line")]
+    assert relayed == ["visitor line 0", "visitor line 1", "visitor line 2"]  # recorded as the visitor's turns
+    agent_turns = [e for e in tracker["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"]
+    assert [e["text"] for e in agent_turns] == ["agent line 0", "agent line 1", "agent line 2"]
+    assert tracker["slots"]["handoff_status"] == "active"
+
+    # Agent ends the chat: visitor is told, the bot is back and answers again.
+    mark = len(visitor.messages)
+    stack.sandbox.end(task["sid"])
+    visitor.wait_for(lambda m: m.get("event") == "chat_closed", "chat closed notice", start=mark)
+    visitor.wait_for(lambda m: m.get("event") == "bot_resumed", "bot resumed notice", start=mark)
+    wait_for(lambda: stack.tracker(visitor.session_id)["slots"]["handoff_status"] is None, 10, "handoff slots cleared")
+    mark = len(visitor.messages)
+    visitor.say("/ask_payment")
+    visitor.wait_for_text("Visa", start=mark)
+
+
+def test_visitor_ends_chat(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    stack.sandbox.accept(task["sid"])
+    mark = len(visitor.messages)
+    visitor.say("/end_chat")
+    visitor.wait_for(lambda m: "back with the bot" in (m.get("text") or "").lower() or "bot is back" in (m.get("text") or "").lower(), "bot back", start=mark)
+    wait_for(lambda: stack.sandbox.task_for(task["channel_sid"])["status"] not in ("pending", "accepted"), 10, "Flex task ended")
+    assert stack.tracker(visitor.session_id)["slots"]["handoff_status"] is None
+    mark = len(visitor.messages)
+    visitor.say("/ask_returns")
+    visitor.wait_for_text("30 days", start=mark)
+
+
+def test_double_click_creates_one_chat(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    before = len(stack.sandbox.tasks())
+    visitor.say("/talk_to_agent")
+    visitor.say("/talk_to_agent")
+    visitor.wait_for(lambda m: m.get("event") == "connecting", "handoff")
+    channel_sid = wait_for(lambda: stack.tracker(visitor.session_id)["slots"].get("handoff_channel_sid"), 10, "slots")
+    task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
+    # The second click waited for the first under the conversation lock, then went to the agent.
+    wait_for(lambda: [m["body"] for m in stack.sandbox.transcript(task["sid"])].count("/talk_to_agent") == 1, 10, "relayed")
+    assert len(stack.sandbox.tasks()) == before + 1
+    assert [m.get("event") for m in visitor.messages].count("connecting") == 1
+
+
+def test_second_request_while_handed_off_creates_no_second_chat(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    before = len([t for t in stack.sandbox.tasks()])
+    mark = len(visitor.messages)
+    visitor.say("/talk_to_agent")
+    # Relayed to the agent like any other line, no new chat.
+    wait_for(lambda: any(m["body"] == "/talk_to_agent" for m in stack.sandbox.transcript(task["sid"])), 10, "relayed")
+    assert len(stack.sandbox.tasks()) == before
+    assert not any(m.get("event") == "connecting" for m in visitor.messages[mark:])

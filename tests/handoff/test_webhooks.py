@@ -1,0 +1,98 @@
+"""The Flex webhook route: signatures, duplicates, stale chats."""
+
+from __future__ import annotations
+
+from typing import Dict
+from urllib.parse import urlencode
+
+import requests
+from twilio.request_validator import RequestValidator
+
+from bot import handoff
+from bot.settings import SANDBOX_AUTH_TOKEN
+from tests.handoff.conftest import AGENT, Stack, handed_off
+
+
+def webhook_url(stack: Stack, sender_id: str) -> str:
+    return handoff.webhook_url(stack.url, "handoff_socketio", sender_id, SANDBOX_AUTH_TOKEN)
+
+
+def agent_message_form(stack: Stack, channel_sid: str, message_sid: str, body: str, index: int) -> Dict[str, str]:
+    if stack.mode == "conversations":
+        return {"EventType": "onMessageAdded", "ConversationSid": channel_sid, "MessageSid": message_sid,
+                "Author": AGENT, "Body": body, "Index": str(index), "Source": "SDK", "RetryCount": "0"}
+    return {"EventType": "onMessageSent", "ChannelSid": channel_sid, "MessageSid": message_sid,
+            "From": AGENT, "Body": body, "Index": str(index), "Source": "SDK", "RetryCount": "0"}
+
+
+def post(url: str, form: Dict[str, str], signature: str = None) -> requests.Response:
+    headers = {"Content-Type": "application/x-www-form-urlencoded"}
+    if signature is not None:
+        headers["X-Twilio-Signature"] = signature
+    return requests.post(url, data=urlencode(form), headers=headers, timeout=10)
+
+
+def test_forged_or_unsigned_webhooks_are_rejected(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    url = webhook_url(stack, visitor.session_id)
+    form = agent_message_form(stack, task["channel_sid"], "IM" + "f" * 32, "forged text", 99)
+    validator = RequestValidator(SANDBOX_AUTH_TOKEN)
+
+    assert post(url, form).status_code == 403  # unsigned
+    assert post(url, form, "bm90IGEgc2lnbmF0dXJl").status_code == 403  # garbage
+    assert post(url, form, RequestValidator("wrong-token").compute_signature(url, form)).status_code == 403
+    tampered = {**form, "Body": "tampered"}
+    assert post(url, tampered, validator.compute_signature(url, form)).status_code == 403
+    other_sender = webhook_url(stack, "someone-else")
+    assert post(other_sender, form, validator.compute_signature(url, form)).status_code == 403
+
+    # A correctly signed one goes through, which shows the rejections were about the signature.
+    mark = len(visitor.messages)
+    assert post(url, form, validator.compute_signature(url, form)).status_code < 300
+    visitor.wait_for(lambda m: m.get("text") == "forged text", "signed webhook delivered", start=mark)
+    assert not any(m.get("text") == "tampered" for m in visitor.messages)
+
+
+def test_duplicate_webhook_is_delivered_once(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    url = webhook_url(stack, visitor.session_id)
+    validator = RequestValidator(SANDBOX_AUTH_TOKEN)
+    form = agent_message_form(stack, task["channel_sid"], "IM" + "d" * 32, "only once", 50)
+    for retry in range(3):
+        retried = {**form, "RetryCount": str(retry)}
+        assert post(url, retried, validator.compute_signature(url, retried)).status_code < 300
+    visitor.wait_for(lambda m: m.get("text") == "only once", "delivered")
+    # Then a real agent message after it: proves the duplicates were processed before it.
+    stack.sandbox.accept(task["sid"])
+    stack.sandbox.send(task["sid"], "after the duplicates")
+    visitor.wait_for(lambda m: m.get("text") == "after the duplicates", "real agent message")
+    assert [m.get("text") for m in visitor.messages].count("only once") == 1
+    events = stack.tracker(visitor.session_id)["events"]
+    assert [e.get("text") for e in events if e["event"] == "bot"].count("only once") == 1
+
+
+def test_visitors_own_messages_are_not_echoed(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    stack.sandbox.accept(task["sid"])
+    visitor.say("my own words")
+    stack.sandbox.send(task["sid"], "agent answer")
+    visitor.wait_for(lambda m: m.get("text") == "agent answer", "agent answer")
+    assert not any(m.get("text") == "my own words" for m in visitor.messages)
+
+
+def test_webhook_for_a_chat_that_ended_is_ignored(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    stack.sandbox.accept(task["sid"])
+    stack.sandbox.end(task["sid"])
+    visitor.wait_for(lambda m: m.get("event") == "bot_resumed", "bot resumed")
+    url = webhook_url(stack, visitor.session_id)
+    form = agent_message_form(stack, task["channel_sid"], "IM" + "e" * 32, "late message", 77)
+    assert post(url, form, RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, form)).status_code < 300
+    tracker = stack.tracker(visitor.session_id)  # the route answers only after recording
+    assert tracker["slots"]["handoff_status"] is None
+    assert "late message" not in [e.get("text") for e in tracker["events"]]
+    assert not any(m.get("text") == "late message" for m in visitor.messages)

@@ -1,0 +1,83 @@
+"""HandoffPolicy: visitor turns go to the agent while handed off; otherwise it abstains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import pytest
+from rasa.engine.graph import ExecutionContext, GraphSchema
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from bot.policy import HandoffPolicy
+
+DOMAIN = Domain.from_yaml(
+    """
+version: "3.1"
+intents: [greet, talk_to_agent, end_chat]
+slots:
+  handoff_status:
+    type: any
+    influence_conversation: false
+    mappings: [{type: custom}]
+actions: [action_handoff_to_agent, action_relay_to_agent, action_end_handoff]
+responses:
+  utter_greet: [{text: hi}]
+"""
+)
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> HandoffPolicy:
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    resource = Resource("handoff_policy")
+    trained = HandoffPolicy.create(HandoffPolicy.get_default_config(), storage, resource, context)
+    trained.train([], DOMAIN)
+    return HandoffPolicy.load(HandoffPolicy.get_default_config(), storage, resource, context)
+
+
+def predicted(policy: HandoffPolicy, events: List[Event]) -> Optional[str]:
+    tracker = DialogueStateTracker.from_events("visitor", events, slots=DOMAIN.slots)
+    prediction = policy.predict_action_probabilities(tracker, DOMAIN)
+    if max(prediction.probabilities) == 0:
+        return None
+    assert max(prediction.probabilities) == 1.0
+    return DOMAIN.action_names_or_texts[prediction.max_confidence_index]
+
+
+def user(text: str, intent: str) -> List[Event]:
+    return [ActionExecuted("action_listen"), UserUttered(text, intent={"name": intent, "confidence": 1.0})]
+
+
+def test_outranks_rule_policy(policy: HandoffPolicy) -> None:
+    from rasa.core.constants import RULE_POLICY_PRIORITY
+
+    assert policy.priority > RULE_POLICY_PRIORITY
+
+
+@pytest.mark.parametrize("status", ["pending", "active"])
+def test_relays_every_visitor_turn_while_handed_off(policy: HandoffPolicy, status: str) -> None:
+    assert predicted(policy, [SlotSet("handoff_status", status), *user("hello", "greet")]) == "action_relay_to_agent"
+    assert predicted(policy, [SlotSet("handoff_status", status), *user("agent!", "talk_to_agent")]) == "action_relay_to_agent"
+
+
+def test_end_chat_ends_the_handoff(policy: HandoffPolicy) -> None:
+    assert predicted(policy, [SlotSet("handoff_status", "active"), *user("/end_chat", "end_chat")]) == "action_end_handoff"
+
+
+def test_listens_after_its_own_actions(policy: HandoffPolicy) -> None:
+    events = [SlotSet("handoff_status", "active"), *user("hi", "greet"), ActionExecuted("action_relay_to_agent")]
+    assert predicted(policy, events) == "action_listen"
+    events = [*user("/end_chat", "end_chat"), ActionExecuted("action_end_handoff"), SlotSet("handoff_status", None)]
+    assert predicted(policy, events) == "action_listen"
+
+
+def test_abstains_when_not_handed_off(policy: HandoffPolicy) -> None:
+    assert predicted(policy, user("hello", "greet")) is None
+    assert predicted(policy, [SlotSet("handoff_status", None), *user("/end_chat", "end_chat")]) is None
+    assert predicted(policy, [*user("agent", "talk_to_agent"), ActionExecuted("action_handoff_to_agent")]) is None
