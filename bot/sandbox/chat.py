@@ -7,26 +7,25 @@ import logging
 from typing import Any, Dict, List, Optional
 
 from bot.sandbox.account import Account, Actor, loads
-from bot.sandbox.store import Doc
-from bot.sandbox.webhooks import matches
+from bot.sandbox.scoped_webhooks import ConfigInteger, WebhookScope
+from bot.sandbox.store import Doc, public
 from bot.sandbox.wire import TwilioError, invalid, new_sid, not_found, now_iso, twilio_url
 
 log = logging.getLogger(__name__)
 
 BODY_LIMIT = 32768
-MAX_WEBHOOKS = 5
-CHANNEL_EVENTS = {
+CHANNEL_EVENTS = frozenset({
     "onMessageSent", "onMessageUpdated", "onMessageRemoved", "onMemberAdded", "onMemberUpdated",
     "onMemberRemoved", "onChannelUpdated", "onChannelDestroyed", "onMediaMessageSent", "onUserJoinedChannel",
     "onUserLeftChannel",
-}
+})
+WEBHOOKS = WebhookScope(
+    table="chat_webhook", parent="channel", type_field="type", events=CHANNEL_EVENTS, limit_code=50316,
+    extra=ConfigInteger("Configuration.RetryCount", "retry_count", maximum=3, default=0),
+)
 
 
 # -- rendering ------------------------------------------------------------------
-def _public(doc: Doc) -> Doc:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
-
-
 def render_flow(flow: Doc) -> Doc:
     """A Flex Flow as `GET /v1/FlexFlows/{FO}` returns it."""
     return {**flow, "url": twilio_url("flex-api", f"/v1/FlexFlows/{flow['sid']}")}
@@ -45,7 +44,7 @@ def render_channel(account: Account, channel: Doc) -> Doc:
     """A Chat channel with counts, url and links."""
     url = twilio_url("chat", channel_path(channel))
     return {
-        **_public(channel),
+        **public(channel),
         "members_count": account.store.count("chat_member", channel["sid"]),
         "messages_count": channel["_next_index"],
         "url": url,
@@ -111,26 +110,13 @@ def child(account: Account, kind: str, channel_sid: str, sid: str, label: str) -
 # -- events ---------------------------------------------------------------------
 def fire(account: Account, channel: Doc, event_type: str, fields: Dict[str, Any], actor: Actor) -> None:
     """Queue `event_type` for every matching channel webhook, if the actor's request fires webhooks."""
-    if not actor.webhooks:
-        return
-    webhooks, _ = account.store.list("chat_webhook", parent=channel["sid"])
-    for webhook in webhooks:
-        if not matches(webhook, event_type):
-            continue
-        params = {
-            "EventType": event_type,
-            "AccountSid": account.sid,
-            "InstanceSid": channel["service_sid"],
-            "ChannelSid": channel["sid"],
-            "Source": actor.source,
-            "WebhookType": "webhook",
-            "WebhookSid": webhook["sid"],
-            **{k: "" if v is None else str(v) for k, v in fields.items()},
-        }
-        if actor.identity:
-            params["ClientIdentity"] = actor.identity
-        retries = int(webhook["configuration"].get("retry_count") or 0)
-        account.webhooks.enqueue(channel["sid"], webhook, params, retries)
+    parent_params = {"InstanceSid": channel["service_sid"], "ChannelSid": channel["sid"]}
+    WEBHOOKS.fire(account, channel["sid"], parent_params, event_type, fields, actor, _retries)
+
+
+def _retries(webhook: Doc) -> int:
+    """Chat webhooks retry as often as their Configuration.RetryCount says."""
+    return int(webhook["configuration"].get("retry_count") or 0)
 
 
 # -- operations -----------------------------------------------------------------
@@ -285,52 +271,10 @@ def create_web_channel(
     return web
 
 
-def parse_webhook_config(form: Any, existing: Optional[Doc] = None) -> Dict[str, Any]:
-    """Configuration.* params of a channel webhook, validated like Twilio."""
-    config = dict((existing or {}).get("configuration") or {})
-    if "Configuration.Url" in form:
-        config["url"] = form.get("Configuration.Url")
-    if "Configuration.Method" in form:
-        method = (form.get("Configuration.Method") or "").upper()
-        if method not in ("GET", "POST"):
-            raise invalid("Configuration.Method must be GET or POST")
-        config["method"] = method
-    if "Configuration.Filters" in form:
-        config["filters"] = form.list("Configuration.Filters")
-    if "Configuration.Triggers" in form:
-        config["triggers"] = form.list("Configuration.Triggers")
-    if "Configuration.FlowSid" in form:
-        config["flow_sid"] = form.get("Configuration.FlowSid")
-    retry = form.integer("Configuration.RetryCount", 0, 3)
-    if retry is not None:
-        config["retry_count"] = retry
-    config.setdefault("method", "POST")
-    config.setdefault("filters", [])
-    config.setdefault("retry_count", 0)
-    url = config.get("url")
-    if url and not (url.startswith("http://") or url.startswith("https://")):
-        raise invalid("Configuration.Url must be an http(s) URL")
-    return config
-
-
 def create_webhook(account: Account, channel: Doc, webhook_type: str, config: Dict[str, Any]) -> Doc:
     """A channel-scoped webhook (at most five per channel)."""
-    if webhook_type not in ("webhook", "trigger", "studio"):
-        raise invalid("Type must be one of webhook, trigger, studio")
-    if webhook_type == "webhook" and not config.get("url"):
-        raise invalid("Missing required parameter Configuration.Url for webhook type")
-    unknown = [f for f in config.get("filters", []) if f not in CHANNEL_EVENTS]
-    if unknown:
-        raise invalid(f"Invalid Configuration.Filters: {', '.join(unknown)}")
-    if account.store.count("chat_webhook", channel["sid"]) >= MAX_WEBHOOKS:
-        raise invalid(f"A channel can have at most {MAX_WEBHOOKS} webhooks", code=50316)
-    now = now_iso()
-    webhook = {
-        "sid": new_sid("WH"), "account_sid": account.sid, "service_sid": channel["service_sid"],
-        "channel_sid": channel["sid"], "type": webhook_type, "configuration": config,
-        "date_created": now, "date_updated": now,
-    }
-    account.store.insert("chat_webhook", webhook, parent=channel["sid"])
+    parent_fields = {"service_sid": channel["service_sid"], "channel_sid": channel["sid"]}
+    webhook = WEBHOOKS.create(account, channel["sid"], parent_fields, webhook_type, config)
     log.info("webhook %s added to chat channel %s for %s", webhook["sid"], channel["sid"], ",".join(config.get("filters", [])))
     return webhook
 

@@ -8,20 +8,24 @@ import uuid
 from typing import Any, Dict, List, Optional
 
 from bot.sandbox.account import Account, Actor
-from bot.sandbox.store import Doc
-from bot.sandbox.webhooks import CONVERSATIONS_RETRIES, matches
+from bot.sandbox.scoped_webhooks import ConfigInteger, WebhookScope
+from bot.sandbox.store import Doc, public
+from bot.sandbox.webhooks import CONVERSATIONS_RETRIES
 from bot.sandbox.wire import TwilioError, invalid, new_sid, not_found, now_iso, twilio_url
 
 log = logging.getLogger(__name__)
 
 BODY_LIMIT = 1600
-MAX_WEBHOOKS = 5
 STATES = ("active", "inactive", "closed")
-CONVERSATION_EVENTS = {
+CONVERSATION_EVENTS = frozenset({
     "onMessageAdded", "onMessageUpdated", "onMessageRemoved", "onConversationAdded", "onConversationUpdated",
     "onConversationStateUpdated", "onConversationRemoved", "onParticipantAdded", "onParticipantUpdated",
     "onParticipantRemoved", "onDeliveryUpdated", "onUserAdded", "onUserUpdated",
-}
+})
+WEBHOOKS = WebhookScope(
+    table="conversation_webhook", parent="conversation", type_field="target", events=CONVERSATION_EVENTS,
+    limit_code=50524, extra=ConfigInteger("Configuration.ReplayAfter", "replay_after", maximum=10**9),
+)
 
 
 def closed_error(sid: str) -> TwilioError:
@@ -30,15 +34,11 @@ def closed_error(sid: str) -> TwilioError:
 
 
 # -- rendering ------------------------------------------------------------------
-def _public(doc: Doc) -> Doc:
-    return {k: v for k, v in doc.items() if not k.startswith("_")}
-
-
 def render_conversation(conversation: Doc) -> Doc:
     """A conversation with url and links."""
     url = twilio_url("conversations", f"/v1/Conversations/{conversation['sid']}")
     return {
-        **_public(conversation), "url": url,
+        **public(conversation), "url": url,
         "links": {"participants": f"{url}/Participants", "messages": f"{url}/Messages", "webhooks": f"{url}/Webhooks"},
     }
 
@@ -92,29 +92,27 @@ def address(account: Account, sid: str) -> Optional[Doc]:
 # -- events ---------------------------------------------------------------------
 def fire(account: Account, conv: Doc, event_type: str, fields: Dict[str, Any], actor: Actor) -> None:
     """Queue `event_type` for every matching conversation-scoped webhook, if the actor fires webhooks."""
-    if not actor.webhooks:
-        return
-    webhooks, _ = account.store.list("conversation_webhook", parent=conv["sid"])
-    for webhook in webhooks:
-        if not matches(webhook, event_type):
-            continue
-        params = {
-            "EventType": event_type,
-            "AccountSid": account.sid,
-            "ChatServiceSid": conv["chat_service_sid"],
-            "ConversationSid": conv["sid"],
-            "MessagingServiceSid": conv.get("messaging_service_sid") or "",
-            "Source": actor.source,
-            "WebhookType": "webhook",
-            "WebhookSid": webhook["sid"],
-            **{k: "" if v is None else str(v) for k, v in fields.items()},
-        }
-        if actor.identity:
-            params["ClientIdentity"] = actor.identity
-        account.webhooks.enqueue(conv["sid"], webhook, params, CONVERSATIONS_RETRIES)
+    parent_params = {
+        "ChatServiceSid": conv["chat_service_sid"], "ConversationSid": conv["sid"],
+        "MessagingServiceSid": conv.get("messaging_service_sid") or "",
+    }
+    WEBHOOKS.fire(account, conv["sid"], parent_params, event_type, fields, actor, _retries)
+
+
+def _retries(webhook: Doc) -> int:
+    """Conversations retries every webhook the same fixed number of times (no per-webhook setting)."""
+    return CONVERSATIONS_RETRIES
 
 
 # -- operations -----------------------------------------------------------------
+def _still_open(account: Account, conv: Doc) -> Doc:
+    """The conversation as stored now (call inside the write's transaction), so a close that raced in refuses the write."""
+    fresh = account.store.get("conversation", conv["sid"]) or conv
+    if fresh["state"] == "closed":
+        raise closed_error(fresh["sid"])
+    return fresh
+
+
 def create_conversation(
     account: Account, friendly_name: Optional[str], unique_name: Optional[str], attributes: str,
     state: str = "active", messaging_service_sid: Optional[str] = None, timers: Optional[Dict[str, Any]] = None,
@@ -182,9 +180,7 @@ def post_message(account: Account, conv: Doc, author: str, body: Optional[str], 
     if body and len(body) > BODY_LIMIT:
         raise invalid(f"Body is longer than {BODY_LIMIT} characters")
     with account.store.transaction():
-        fresh = account.store.get("conversation", conv["sid"]) or conv
-        if fresh["state"] == "closed":
-            raise closed_error(fresh["sid"])
+        fresh = _still_open(account, conv)
         index = fresh["_next_index"]
         now = now_iso()
         authors, _ = account.store.list("participant", parent=fresh["sid"], where={"identity": author}, limit=1)
@@ -215,9 +211,7 @@ def update_conversation(account: Account, conv: Doc, changes: Dict[str, Any], ac
     if state is not None and state not in STATES:
         raise invalid(f"Invalid State {state!r}")
     with account.store.transaction():
-        fresh = account.store.get("conversation", conv["sid"]) or conv
-        if fresh["state"] == "closed":
-            raise closed_error(fresh["sid"])
+        fresh = _still_open(account, conv)
         before = fresh["state"]
         updated = {**fresh, **changes, "date_updated": now_iso()}
         if state == "closed":
@@ -266,50 +260,9 @@ def create_web_chat(account: Account, address_sid: str, customer_friendly_name: 
     return {"conversation_sid": conv["sid"], "identity": identity}
 
 
-def parse_webhook_config(form: Any, existing: Optional[Doc] = None) -> Dict[str, Any]:
-    """Configuration.* params of a conversation webhook, validated like Twilio."""
-    config = dict((existing or {}).get("configuration") or {})
-    if "Configuration.Url" in form:
-        config["url"] = form.get("Configuration.Url")
-    if "Configuration.Method" in form:
-        method = (form.get("Configuration.Method") or "").upper()
-        if method not in ("GET", "POST"):
-            raise invalid("Configuration.Method must be GET or POST")
-        config["method"] = method
-    if "Configuration.Filters" in form:
-        config["filters"] = form.list("Configuration.Filters")
-    if "Configuration.Triggers" in form:
-        config["triggers"] = form.list("Configuration.Triggers")
-    if "Configuration.FlowSid" in form:
-        config["flow_sid"] = form.get("Configuration.FlowSid")
-    replay = form.integer("Configuration.ReplayAfter", 0, 10**9)
-    if replay is not None:
-        config["replay_after"] = replay
-    config.setdefault("method", "POST")
-    config.setdefault("filters", [])
-    url = config.get("url")
-    if url and not (url.startswith("http://") or url.startswith("https://")):
-        raise invalid("Configuration.Url must be an http(s) URL")
-    return config
-
-
 def create_webhook(account: Account, conv: Doc, target: str, config: Dict[str, Any]) -> Doc:
     """A conversation-scoped webhook (at most five per conversation)."""
-    if target not in ("webhook", "trigger", "studio"):
-        raise invalid("Target must be one of webhook, trigger, studio")
-    if target == "webhook" and not config.get("url"):
-        raise invalid("Missing required parameter Configuration.Url for webhook target")
-    unknown = [f for f in config.get("filters", []) if f not in CONVERSATION_EVENTS]
-    if unknown:
-        raise invalid(f"Invalid Configuration.Filters: {', '.join(unknown)}")
-    if account.store.count("conversation_webhook", conv["sid"]) >= MAX_WEBHOOKS:
-        raise invalid(f"A conversation can have at most {MAX_WEBHOOKS} webhooks", code=50524)
-    now = now_iso()
-    webhook = {
-        "sid": new_sid("WH"), "account_sid": account.sid, "conversation_sid": conv["sid"], "target": target,
-        "configuration": config, "date_created": now, "date_updated": now,
-    }
-    account.store.insert("conversation_webhook", webhook, parent=conv["sid"])
+    webhook = WEBHOOKS.create(account, conv["sid"], {"conversation_sid": conv["sid"]}, target, config)
     log.info("webhook %s added to conversation %s for %s", webhook["sid"], conv["sid"], ",".join(config.get("filters", [])))
     return webhook
 

@@ -41,6 +41,14 @@ def args_of(request: Request) -> Dict[str, List[str]]:
     return {k: list(v) for k, v in request.get_args(keep_blank_values=True).items()}
 
 
+def newest_first(request: Request) -> bool:
+    """Message lists take `Order=asc|desc`; anything else is a 400 before the list is read."""
+    order = Form(args_of(request)).get("Order") or "asc"
+    if order not in ("asc", "desc"):
+        raise invalid("Order must be asc or desc")
+    return order == "desc"
+
+
 def created(doc: Doc) -> HTTPResponse:
     return reply(doc, status=201)
 
@@ -69,6 +77,14 @@ def register(app: Sanic, account: Account) -> None:
         paging = Paging(args_of(request))
         docs, more = store.list(kind, parent=parent, offset=paging.offset, limit=paging.page_size, descending=descending, where=where)
         return reply(paging.envelope(key, sub, path, [render(d) for d in docs], more))
+
+    def by_sid_or_identity(kind: str, parent_sid: str, sid_or_identity: str) -> Optional[Doc]:
+        """A member or participant: the SDKs address them by SID (MB...) or by identity, so try both."""
+        found = store.get(kind, sid_or_identity, parent=parent_sid)
+        if found is None and not sid_or_identity.startswith("MB"):
+            by_identity, _ = store.list(kind, parent=parent_sid, where={"identity": sid_or_identity}, limit=1)
+            found = by_identity[0] if by_identity else None
+        return found
 
     # -- Flex v1 ----------------------------------------------------------------
     @route("/flex-api/v1/FlexFlows", "GET")
@@ -218,10 +234,7 @@ def register(app: Sanic, account: Account) -> None:
         return reply(chat.render_member(_member(doc["sid"], sid)))
 
     def _member(channel_sid: str, sid_or_identity: str) -> Doc:
-        found = store.get("chat_member", sid_or_identity, parent=channel_sid)
-        if found is None and not sid_or_identity.startswith("MB"):
-            by_identity, _ = store.list("chat_member", parent=channel_sid, where={"identity": sid_or_identity}, limit=1)
-            found = by_identity[0] if by_identity else None
+        found = by_sid_or_identity("chat_member", channel_sid, sid_or_identity)
         return found or chat.child(account, "chat_member", channel_sid, sid_or_identity, "Members")
 
     @route(base + "/Channels/<channel_sid>/Members/<sid>", "DELETE")
@@ -234,11 +247,8 @@ def register(app: Sanic, account: Account) -> None:
     @route(base + "/Channels/<channel_sid>/Messages", "GET")
     async def messages(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         doc = chat.channel(account, service_sid, channel_sid)
-        order = Form(args_of(request)).get("Order") or "asc"
-        if order not in ("asc", "desc"):
-            raise invalid("Order must be asc or desc")
         return listing(request, "chat_message", "messages", "chat", f"{chat.channel_path(doc)}/Messages", chat.render_message,
-                       parent=doc["sid"], descending=order == "desc")
+                       parent=doc["sid"], descending=newest_first(request))
 
     @route(base + "/Channels/<channel_sid>/Messages", "POST")
     async def message_create(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
@@ -263,7 +273,7 @@ def register(app: Sanic, account: Account) -> None:
     async def webhook_create(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         form = form_of(request)
         doc = chat.channel(account, service_sid, channel_sid)
-        webhook = chat.create_webhook(account, doc, form.required("Type"), chat.parse_webhook_config(form))
+        webhook = chat.create_webhook(account, doc, form.required("Type"), chat.WEBHOOKS.parse_config(form))
         return created(chat.render_webhook(webhook))
 
     @route(base + "/Channels/<channel_sid>/Webhooks/<sid>", "GET")
@@ -276,7 +286,7 @@ def register(app: Sanic, account: Account) -> None:
         form = form_of(request)
         doc = chat.channel(account, service_sid, channel_sid)
         webhook = chat.child(account, "chat_webhook", doc["sid"], sid, "Webhooks")
-        webhook.update(configuration=chat.parse_webhook_config(form, webhook), date_updated=now_iso())
+        webhook.update(configuration=chat.WEBHOOKS.parse_config(form, webhook), date_updated=now_iso())
         store.replace("chat_webhook", webhook)
         return reply(chat.render_webhook(webhook))
 
@@ -355,10 +365,7 @@ def register(app: Sanic, account: Account) -> None:
         return created(conversations.render_participant(participant))
 
     def _participant(conversation_sid: str, sid_or_identity: str) -> Doc:
-        found = store.get("participant", sid_or_identity, parent=conversation_sid)
-        if found is None and not sid_or_identity.startswith("MB"):
-            by_identity, _ = store.list("participant", parent=conversation_sid, where={"identity": sid_or_identity}, limit=1)
-            found = by_identity[0] if by_identity else None
+        found = by_sid_or_identity("participant", conversation_sid, sid_or_identity)
         return found or conversations.child(account, "participant", conversation_sid, sid_or_identity, "Participants")
 
     @route(cbase + "/<conversation_sid>/Participants/<sid>", "GET")
@@ -376,11 +383,8 @@ def register(app: Sanic, account: Account) -> None:
     @route(cbase + "/<conversation_sid>/Messages", "GET")
     async def conversation_messages(request: Request, conversation_sid: str) -> HTTPResponse:
         doc = conversations.conversation(account, conversation_sid)
-        order = Form(args_of(request)).get("Order") or "asc"
-        if order not in ("asc", "desc"):
-            raise invalid("Order must be asc or desc")
         return listing(request, "conversation_message", "messages", "conversations", f"/v1/Conversations/{doc['sid']}/Messages",
-                       conversations.render_message, parent=doc["sid"], descending=order == "desc")
+                       conversations.render_message, parent=doc["sid"], descending=newest_first(request))
 
     @route(cbase + "/<conversation_sid>/Messages", "POST")
     async def conversation_message_create(request: Request, conversation_sid: str) -> HTTPResponse:
@@ -407,7 +411,7 @@ def register(app: Sanic, account: Account) -> None:
     async def conversation_webhook_create(request: Request, conversation_sid: str) -> HTTPResponse:
         form = form_of(request)
         doc = conversations.conversation(account, conversation_sid)
-        webhook = conversations.create_webhook(account, doc, form.required("Target"), conversations.parse_webhook_config(form))
+        webhook = conversations.create_webhook(account, doc, form.required("Target"), conversations.WEBHOOKS.parse_config(form))
         return created(conversations.render_webhook(webhook))
 
     @route(cbase + "/<conversation_sid>/Webhooks/<sid>", "GET")
@@ -420,7 +424,7 @@ def register(app: Sanic, account: Account) -> None:
         form = form_of(request)
         doc = conversations.conversation(account, conversation_sid)
         webhook = conversations.child(account, "conversation_webhook", doc["sid"], sid, "Webhooks")
-        webhook.update(configuration=conversations.parse_webhook_config(form, webhook), date_updated=now_iso())
+        webhook.update(configuration=conversations.WEBHOOKS.parse_config(form, webhook), date_updated=now_iso())
         store.replace("conversation_webhook", webhook)
         return reply(conversations.render_webhook(webhook))
 

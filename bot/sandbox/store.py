@@ -33,6 +33,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 Doc = Dict[str, Any]
 
 
+def public(doc: Doc) -> Doc:
+    """A document without its `_`-prefixed fields: those are sandbox bookkeeping Twilio never shows."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
+
+
 class Store:
     """One SQLite database; every write goes through a single lock so per-channel indexes stay contiguous."""
 
