@@ -6,7 +6,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install train demo test sandbox shell actions clean
+.PHONY: install train demo test sandbox shell actions widget clean
 
 install:
 	@bash scripts/install.sh
@@ -25,6 +25,10 @@ sandbox: install
 
 actions: install
 	$(RASA) run actions --port 5055
+
+# Rebuild the checked-in widget bundle after editing bot/widget/src (needs Node.js).
+widget:
+	cd bot/widget && npm ci --no-audit --no-fund && npm run build
 
 # Terminal chat; needs the action server (and the sandbox for handoffs): run `make demo` in another terminal.
 shell: train

@@ -33,7 +33,7 @@ def browser():
     # Module scope: Playwright's sync API allows one running instance per thread, and other
     # suites (tests/sandbox) start their own.
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed: apt-get install -y chromium")
+        pytest.fail("Debian's chromium is missing: `make install` installs it (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
