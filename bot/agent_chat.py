@@ -112,19 +112,34 @@ async def poll(client: Client, settings: Settings, chat: FlexChat, outcome: Rela
     deadline = time.monotonic() + wait
     while True:
         try:
-            messages = await flex.messages_after(client, settings, chat, outcome.last_index)
-            for message in messages:
-                outcome.last_index = max(outcome.last_index, message.index)
-                if is_from_agent_side(message, chat):
-                    outcome.replies.append(message)
-            if not outcome.replies:
-                outcome.closed = await flex.chat_is_closed(client, settings, chat)
+            await _collect(client, settings, chat, outcome, check_closed=False)
         except FlexError as e:
             logger.info("polling Flex chat %s failed: %s", chat.channel_sid, e.reason)
             return outcome
         if outcome.replies or outcome.closed or time.monotonic() >= deadline:
             return outcome
         await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
+
+
+async def missed(client: Client, settings: Settings, chat: FlexChat, last_index: int) -> Relayed:
+    """Agent messages after `last_index` and whether the chat closed: what failed webhooks did not bring."""
+    outcome = Relayed(last_index=last_index)
+    try:
+        await _collect(client, settings, chat, outcome, check_closed=True)
+    except FlexError as e:
+        logger.info("catching up with Flex chat %s failed: %s", chat.channel_sid, e.reason)
+        outcome.failure = e.reason
+    return outcome
+
+
+async def _collect(client: Client, settings: Settings, chat: FlexChat, outcome: Relayed, check_closed: bool) -> None:
+    """One look at the chat: new agent-side messages into `outcome`, and the closed state when asked or none came."""
+    for message in await flex.messages_after(client, settings, chat, outcome.last_index):
+        outcome.last_index = max(outcome.last_index, message.index)
+        if is_from_agent_side(message, chat):
+            outcome.replies.append(message)
+    if check_closed or not outcome.replies:
+        outcome.closed = await flex.chat_is_closed(client, settings, chat)
 
 
 async def end(client: Client, settings: Settings, chat: FlexChat) -> bool:

@@ -55,15 +55,20 @@ class ServerProcess:
         self,
         name: str,
         args: Sequence[str],
-        health_url: str,
+        health_url: Optional[str],
         log_dir: Path,
         env: Optional[Mapping[str, str]] = None,
         cwd: Path = ROOT,
         startup_timeout: float = 180,
+        health: Optional[Callable[[], bool]] = None,
     ) -> None:
+        """Healthy when `health_url` answers 2xx, or, for servers that speak no HTTP, when `health()` is truthy."""
+        if (health_url is None) == (health is None):
+            raise ValueError("give exactly one of health_url and health")
         self.name = name
         self.args = list(args)
         self.health_url = health_url
+        self.health = health
         self.log_path = log_dir / f"{name}.log"
         self.env = {**os.environ, **(env or {})}
         self.env["PATH"] = f"{VENV_BIN}{os.pathsep}{self.env.get('PATH', '')}"
@@ -82,10 +87,11 @@ class ServerProcess:
         def healthy() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
-            return http_ok(self.health_url)
+            return self.health() if self.health is not None else http_ok(self.health_url)
 
+        where = self.health_url or "its health check"
         try:
-            wait_for(healthy, self.startup_timeout, f"{self.name} at {self.health_url}", interval=0.2)
+            wait_for(healthy, self.startup_timeout, f"{self.name} at {where}", interval=0.2)
         except RuntimeError as e:
             # A crashed process is not worth polling further: surface its log.
             raise AssertionError(str(e)) from None

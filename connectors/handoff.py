@@ -1,7 +1,8 @@
 """The connector side of the handoff, shared by the socket.io and REST channels.
 
 Visitor messages of a handed-off conversation go straight to Flex (no NLU, no policies)
-and Flex webhooks become agent/system turns. Both update the tracker under Rasa's lock
+and Flex webhooks become agent/system turns; what a webhook could not bring (Rasa was down)
+is caught up from the Flex chat when the visitor comes back. All update the tracker under Rasa's lock
 store, and nothing about a conversation is kept in this process: the tracker holds the
 handoff state and the signed webhook URL carries the (encrypted) conversation id.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Text, Tuple
 
 import aiohttp
 from rasa.core.agent import Agent
@@ -24,7 +25,7 @@ from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
 from bot import agent_chat, flex, handoff
-from bot.flex import FlexChat
+from bot.flex import FlexChat, FlexMessage
 from bot.settings import Settings, settings_from_env
 from bot.twilio_http import twilio_client
 
@@ -46,6 +47,9 @@ MESSAGE_EVENTS = {"onMessageAdded", "onMessageSent"}
 JOIN_EVENTS = {"onParticipantAdded", "onMemberAdded"}
 LEAVE_EVENTS = {"onParticipantRemoved", "onMemberRemoved"}
 
+# What a bot turn may carry besides text (BotUttered `data`), passed on as Rasa's outputs do.
+BOT_CONTENT_KEYS = ("buttons", "quick_replies", "image", "attachment", "elements", "custom")
+
 # Delivers visitor-facing payloads for one conversation (socket room emit; REST: nothing).
 Deliver = Callable[[Text, List[Dict[Text, Any]]], Awaitable[None]]
 
@@ -60,25 +64,70 @@ def agent_payload(text: Text, agent: Text, message_sid: Text, timestamp: Optiona
     return {"text": text, "sender": "agent", "agent": {"name": agent}, "message_sid": message_sid, "timestamp": timestamp}
 
 
-def payload_from_bot_event(event: Mapping[Text, Any]) -> Dict[Text, Any]:
-    """A recorded bot turn as the visitor channel shows it (used by REST polling)."""
+def payload_from_bot_event(event: Mapping[Text, Any], buttons_as: Text = "buttons") -> Dict[Text, Any]:
+    """A recorded bot turn as the visitor channel shows it (live notices, history, REST polling).
+
+    `buttons_as="quick_replies"` gives buttons the shape Rasa's socket.io output sends.
+    """
     meta = (event.get("metadata") or {}).get("handoff") or {}
     role = meta.get("role")
     text = event.get("text") or ""
     if role == "agent":
         return agent_payload(text, meta.get("agent", ""), meta.get("message_sid", ""), meta.get("timestamp"))
+    timestamp = event.get("timestamp")
     if role == "system":
-        return system_payload(meta.get("event", ""), text)
-    payload: Dict[Text, Any] = {"text": text, "sender": "bot"}
+        extra: Dict[Text, Any] = {"agent": {"name": meta["agent"]}} if meta.get("agent") else {}
+        return system_payload(meta.get("event", ""), text, timestamp=timestamp, **extra)
     data = event.get("data") or {}
-    for key in ("buttons", "quick_replies", "image", "attachment", "elements", "custom"):
+    token = (data.get("custom") or {}).get("handoff") if isinstance(data.get("custom"), dict) else None
+    if isinstance(token, dict) and not text:
+        return system_payload(token.get("event", "connecting"), "", handoff=token, timestamp=timestamp)
+    payload: Dict[Text, Any] = {"text": text, "sender": "bot", "timestamp": timestamp}
+    for key in BOT_CONTENT_KEYS:
         if data.get(key):
             payload[key] = data[key]
+    if buttons_as == "quick_replies" and payload.get("buttons"):
+        payload["quick_replies"] = [
+            {"content_type": "text", "title": b.get("title"), "payload": b.get("payload")} for b in payload.pop("buttons")
+        ]
     return payload
 
 
-def _system_event(event: Text, text: Text, key: Optional[Text] = None) -> BotUttered:
-    return BotUttered(text, metadata=handoff.handoff_metadata("system", event=event, message_sid=key))
+def visitor_payload(event: Mapping[Text, Any]) -> Dict[Text, Any]:
+    """A recorded visitor turn (relayed to the agent or not) as history shows it."""
+    return {"sender": "visitor", "text": event.get("text") or "", "timestamp": event.get("timestamp")}
+
+
+def conversation_payloads(
+    events: Iterable[Mapping[Text, Any]], buttons_as: Text = "buttons", start: int = 0
+) -> List[Tuple[int, Dict[Text, Any]]]:
+    """Visitor, bot, agent and system turns from event `start` on, with their event index: what history endpoints return."""
+    found: List[Tuple[int, Dict[Text, Any]]] = []
+    for index, event in enumerate(events):
+        if index < start:
+            continue
+        kind = event.get("event")
+        if kind == "user" and (event.get("text") or "").strip():
+            found.append((index, visitor_payload(event)))
+        elif kind == "bot":
+            payload = payload_from_bot_event(event, buttons_as)
+            if _has_content(payload):
+                found.append((index, payload))
+    return found
+
+
+def _has_content(payload: Mapping[Text, Any]) -> bool:
+    """Agent and system turns always count; a bot turn needs text or something to render."""
+    return payload.get("sender") != "bot" or bool(payload.get("text")) or any(key in payload for key in BOT_CONTENT_KEYS)
+
+
+def started_on(tracker: DialogueStateTracker, channel: Text) -> bool:
+    """Whether the visitor wrote over `channel`: other channels' conversations (guessable ids) stay private."""
+    return any(isinstance(event, UserUttered) and event.input_channel == channel for event in tracker.events)
+
+
+def _system_event(event: Text, text: Text, key: Optional[Text] = None, agent: Optional[Text] = None) -> BotUttered:
+    return BotUttered(text, metadata=handoff.handoff_metadata("system", event=event, message_sid=key, agent=agent))
 
 
 @dataclass
@@ -116,6 +165,17 @@ class FlexEvent:
             participant_sid=form.get("ParticipantSid") or form.get("MemberSid"),
             closed=closed,
         )
+
+    @classmethod
+    def from_message(cls, chat: FlexChat, message: FlexMessage) -> "FlexEvent":
+        """A message found by listing the chat, as its `onMessageAdded` webhook would have said it."""
+        return cls("onMessageAdded", chat.channel_sid, message.sid, message.author, message.body, message.index,
+                   message.date_created, None, None, False)
+
+    @classmethod
+    def chat_closed(cls, chat: FlexChat) -> "FlexEvent":
+        """The chat found closed, as its state-change webhook would have said it."""
+        return cls("onConversationStateUpdated", chat.channel_sid, None, None, "", None, None, None, None, True)
 
 
 class Handoff:
@@ -197,19 +257,70 @@ class Handoff:
             tracker = await agent.tracker_store.retrieve(sender_id)
             if tracker is None:
                 return []
-            slots = tracker.current_slot_values()
-            chat = handoff.chat_from_slots(slots)
+            chat = handoff.chat_from_slots(tracker.current_slot_values())
             if chat is None or chat.channel_sid != event.channel_sid:
                 logger.info("Flex event %s for a chat no longer handed off; ignored", event.type)
                 return []
-            events = self._events_for(agent, tracker, chat, slots, event)
-            payloads = []
-            for new in events:
+            before = len(tracker.events)
+            payloads = self._record(agent, tracker, chat, [event])
+            if len(tracker.events) > before:
+                await agent.tracker_store.save(tracker)
+        return payloads
+
+    async def catch_up(self, agent: Agent, sender_id: Text) -> List[Dict[Text, Any]]:
+        """Record agent messages and a close that Flex could not deliver (e.g. Rasa was down); returns the new payloads.
+
+        Runs under the conversation lock and dedupes by message sid like the webhook path,
+        so whichever of the two comes first records a message and the other skips it.
+        """
+        if not agent.is_ready():
+            return []
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        if tracker is None or handoff.chat_from_slots(tracker.current_slot_values()) is None:
+            return []  # not handed off: no lock, no Flex call
+        async with agent.lock_store.lock(sender_id):
+            tracker = await agent.tracker_store.retrieve(sender_id)
+            slots = tracker.current_slot_values() if tracker else {}
+            chat = handoff.chat_from_slots(slots)
+            if tracker is None or chat is None:
+                return []
+            found = await agent_chat.missed(self.client, self.settings, chat, handoff.last_index(slots))
+            if found.failure:
+                return []
+            events = [FlexEvent.from_message(chat, message) for message in found.replies]
+            if found.closed:
+                events.append(FlexEvent.chat_closed(chat))
+            before = len(tracker.events)
+            payloads = self._record(agent, tracker, chat, events)
+            slots = tracker.current_slot_values()
+            if handoff.chat_from_slots(slots) is not None and found.last_index > handoff.last_index(slots):
+                tracker.update(SlotSet(handoff.LAST_INDEX_SLOT, float(found.last_index)), agent.domain)
+            if len(tracker.events) > before:
+                await agent.tracker_store.save(tracker)
+        if payloads:
+            logger.info("caught up %d missed turn(s) from Flex chat %s", len(payloads), chat.channel_sid)
+        return payloads
+
+    async def history(self, agent: Agent, sender_id: Text, channel: Text) -> Optional[List[Dict[Text, Any]]]:
+        """The conversation's turns for a visitor of `channel`; None when there is no such conversation."""
+        tracker = await agent.tracker_store.retrieve_full_tracker(sender_id)
+        if tracker is None or not started_on(tracker, channel):
+            return None
+        return [payload for _, payload in conversation_payloads((e.as_dict() for e in tracker.events), "quick_replies")]
+
+    def _record(
+        self, agent: Agent, tracker: DialogueStateTracker, chat: FlexChat, flex_events: List[FlexEvent]
+    ) -> List[Dict[Text, Any]]:
+        """Apply Flex events to the tracker in order (stopping once the handoff ended); the visitor's payloads."""
+        payloads: List[Dict[Text, Any]] = []
+        for flex_event in flex_events:
+            slots = tracker.current_slot_values()
+            if handoff.chat_from_slots(slots) is None:
+                break
+            for new in self._events_for(agent, tracker, chat, slots, flex_event):
                 tracker.update(new, agent.domain)
                 if isinstance(new, BotUttered):
                     payloads.append(payload_from_bot_event(new.as_dict()))
-            if events:
-                await agent.tracker_store.save(tracker)
         return payloads
 
     def _events_for(
@@ -240,7 +351,7 @@ class Handoff:
             if is_visitor or not event.identity or key in seen:
                 return []
             kind = "agent_joined" if joined else "agent_left"
-            events = [_system_event(kind, DEFAULT_TEXTS[kind].format(name=event.identity), key)]
+            events = [_system_event(kind, DEFAULT_TEXTS[kind].format(name=event.identity), key, agent=event.identity)]
             if joined and slots.get(handoff.STATUS_SLOT) == handoff.PENDING:
                 events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
             logger.info("%s for Flex chat %s", kind, chat.channel_sid)

@@ -3,7 +3,8 @@
 `POST /webhooks/handoff_rest/webhook` takes `{"sender", "message", "metadata"}` and answers
 with the messages for this turn, as Rasa's `rest` does. Agent messages arrive later, so
 clients poll `GET /webhooks/handoff_rest/messages?sender=<id>&since=<n>`, which reads the
-tracker: `{"messages": [...], "next": <n>}` (pass `next` as `since` on the next call).
+tracker: `{"messages": [...], "next": <n>}` with visitor, bot, agent and system turns (pass
+`next` as `since` on the next call).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors.handoff import Handoff, payload_from_bot_event
+from connectors.handoff import Handoff, conversation_payloads
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +87,8 @@ class RestInput(InputChannel):
             except ValueError:
                 return response.json({"error": "since must be an integer"}, status=400)
             tracker = await request.app.ctx.agent.tracker_store.retrieve_full_tracker(sender_id)
-            events: List[Any] = list(tracker.events) if tracker else []
-            found = [
-                {"index": i, **payload_from_bot_event(event.as_dict())}
-                for i, event in enumerate(events)
-                if i >= since and event.type_name == "bot"
-            ]
+            events: List[Dict[Text, Any]] = [event.as_dict() for event in tracker.events] if tracker else []
+            found = [{"index": i, **payload} for i, payload in conversation_payloads(events, start=since)]
             return response.json({"messages": found, "next": len(events)})
 
         async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:

@@ -5,6 +5,7 @@ Same events as Rasa's `socketio` channel (`session_request`/`session_confirm`,
 handed off, visitor messages go to the Flex agent and the agent's messages arrive as
 `bot_uttered` with `"sender": "agent"`; notices have `"sender": "system"` and an `event`.
 Every payload has `text`. With `REDIS_URL` set, emits reach visitors on any replica.
+`GET /webhooks/handoff_socketio/history/<session_id>` returns the conversation for the widget.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ sanic_compat.apply()
 
 logger = logging.getLogger(__name__)
 
+# Longer ids are no session of ours (Rasa's are 32 hex digits; clients may choose their own).
+MAX_SESSION_ID = 256
+
 
 class SocketIOOutput(RasaSocketIOOutput):
     """Rasa's socket.io output, plus handoff payloads (token, agent and system turns)."""
@@ -52,6 +56,11 @@ class SocketIOOutput(RasaSocketIOOutput):
             await self._send_message(recipient_id, payload)
             return
         await super().send_custom_json(recipient_id, json_message, **kwargs)
+
+
+def is_typing(data: Dict[Text, Any]) -> bool:
+    """A `visitor_typing` start signal (older clients send no flag); a stop must not show "typing"."""
+    return data.get("typing", True) is True
 
 
 class _AppBlueprint(SocketBlueprint):
@@ -137,6 +146,25 @@ class SocketIOInput(InputChannel):
         async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
             await output.send_payloads(sender_id, payloads)
 
+        async def catch_up(agent: Any, session_id: Text) -> bool:
+            """Fetch what Flex could not deliver meanwhile and emit it to the session's room."""
+            payloads = await self.handoff.catch_up(agent, session_id)
+            if payloads:
+                await deliver(session_id, payloads)
+            return bool(payloads)
+
+        @socketio_webhook.route("/history/<session_id>", methods=["GET"], name="handoff_socketio_history")
+        async def history(request: Request, session_id: Text) -> HTTPResponse:
+            """The session's turns for the widget (reload, reconnect); the session id is the only key."""
+            agent = request.app.ctx.agent
+            headers = {"Cache-Control": "no-store"}
+            messages = await self.handoff.history(agent, session_id, self.name()) if len(session_id) <= MAX_SESSION_ID else None
+            if messages is None:
+                return response.json({"session_id": session_id, "messages": []}, status=404, headers=headers)
+            if await catch_up(agent, session_id):
+                messages = await self.handoff.history(agent, session_id, self.name()) or messages
+            return response.json({"session_id": session_id, "messages": messages}, headers=headers)
+
         self.handoff.add_webhook_route(socketio_webhook, deliver)
         self.handoff.add_shutdown(socketio_webhook)
 
@@ -159,6 +187,8 @@ class SocketIOInput(InputChannel):
                 # python-socketio 5.8: enter_room is synchronous (5.10+ would need await).
                 sio.enter_room(sid, data["session_id"], namespace=self.namespace)
             await sio.emit("session_confirm", data["session_id"], room=sid, namespace=self.namespace)
+            if self.session_persistence:
+                await catch_up(socketio_webhook.ctx.app.ctx.agent, data["session_id"])
 
         def sender_of(sid: Text, data: Dict) -> Optional[Text]:
             if not self.session_persistence:
@@ -189,7 +219,7 @@ class SocketIOInput(InputChannel):
         @sio.on("visitor_typing", namespace=self.namespace)
         async def visitor_typing(sid: Text, data: Optional[Dict]) -> None:
             sender_id = sender_of(sid, data or {})
-            if sender_id is not None:
+            if sender_id is not None and is_typing(data or {}):
                 await self.handoff.forward_typing(socketio_webhook.ctx.app.ctx.agent, sender_id)
 
         return socketio_webhook
