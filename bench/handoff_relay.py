@@ -126,7 +126,7 @@ def percentiles(values: List[float]) -> str:
     if not values:
         return "no samples"
     ms = sorted(v * 1000 for v in values)
-    p95 = statistics.quantiles(ms, n=100)[94] if len(ms) > 1 else ms[0]
+    p95 = statistics.quantiles(ms, n=100, method="inclusive")[94] if len(ms) > 1 else ms[0]
     return f"p50 {statistics.median(ms):7.1f} ms   p95 {p95:7.1f} ms   max {ms[-1]:7.1f} ms   (n={len(ms)})"
 
 
