@@ -119,6 +119,7 @@ class ActionRelayToAgent(Action):
                 text,
                 handoff.last_index(tracker.slots),
                 wait=settings.shell_wait if polls else 0.0,
+                relay_id=tracker.latest_message.get("message_id"),
             )
         if outcome.failure:
             say(dispatcher, domain, "utter_handoff_relay_failed")

@@ -17,7 +17,7 @@ from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional
 from twilio.rest import Client
 
 from bot import flex, handoff
-from bot.flex import ChatClosed, FlexChat, FlexError, FlexMessage
+from bot.flex import ChatClosed, FlexChat, FlexError, FlexMessage, FlexParticipant
 from bot.settings import Settings
 from bot.twilio_http import twilio_client
 
@@ -77,6 +77,7 @@ class Relayed:
     last_index: int = -1
     closed: bool = False
     failure: Optional[str] = None
+    participants: List[FlexParticipant] = field(default_factory=list)  # only when catching up
 
 
 def is_from_agent_side(message: FlexMessage, chat: FlexChat) -> bool:
@@ -85,12 +86,18 @@ def is_from_agent_side(message: FlexMessage, chat: FlexChat) -> bool:
 
 
 async def relay(
-    client: Client, settings: Settings, chat: FlexChat, text: str, last_index: int, wait: float = 0.0
+    client: Client,
+    settings: Settings,
+    chat: FlexChat,
+    text: str,
+    last_index: int,
+    wait: float = 0.0,
+    relay_id: Optional[str] = None,
 ) -> Relayed:
-    """Post the visitor's message; with `wait`, collect agent replies (polling) for up to `wait` seconds."""
+    """Post the visitor's message (once per `relay_id`, e.g. Rasa's message id); with `wait`, collect agent replies for up to `wait` seconds."""
     outcome = Relayed(last_index=last_index)
     try:
-        await flex.post_visitor_message(client, settings, chat, text)
+        await flex.post_visitor_message(client, settings, chat, text, relay_id)
     except ChatClosed:
         outcome.closed = True
         return outcome
@@ -122,9 +129,10 @@ async def poll(client: Client, settings: Settings, chat: FlexChat, outcome: Rela
 
 
 async def missed(client: Client, settings: Settings, chat: FlexChat, last_index: int) -> Relayed:
-    """Agent messages after `last_index` and whether the chat closed: what failed webhooks did not bring."""
+    """Who is in the chat, agent messages after `last_index` and whether it closed: what failed webhooks did not bring."""
     outcome = Relayed(last_index=last_index)
     try:
+        outcome.participants = await flex.participants(client, settings, chat)
         await _collect(client, settings, chat, outcome, check_closed=True)
     except FlexError as e:
         logger.info("catching up with Flex chat %s failed: %s", chat.channel_sid, e.reason)

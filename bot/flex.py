@@ -3,6 +3,8 @@
 Conversations mode (Flex UI 2.x) uses v2 WebChats and the Conversations API; legacy mode
 (Flex UI 1.x) uses v1 WebChannels and Programmable Chat. Every call is async, bounded by
 `TWILIO_TIMEOUT` and retried with backoff on 429/5xx and timeouts when that is safe.
+Twilio's REST API has no idempotency key, so a visitor message carries its own id in the
+message attributes, and after an ambiguous failure the chat is checked before posting again.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Optional, TypeVar
 
@@ -42,6 +45,11 @@ CHANNEL_FILTERS = ["onMessageSent", "onChannelUpdated", "onMemberAdded", "onMemb
 
 # How Twilio labels the web chat address configuration (not documented consistently).
 WEBCHAT_ADDRESS_TYPES = ("web", "webchat", "chat")
+
+# The attribute of a relayed visitor message that says which relay made it.
+RELAY_ID = "handoff_relay_id"
+# How far back a retry looks for a visitor message that may have landed.
+RELAY_LOOKBACK = 20
 
 _RETRY_STATUSES = {429, 500, 502, 503, 504}
 # A rejected request made nothing: safe to retry even when the call creates something.
@@ -80,6 +88,7 @@ class FlexMessage:
     author: str
     body: str
     date_created: Optional[str] = None
+    relay_id: Optional[str] = None
 
 
 async def call(
@@ -87,29 +96,49 @@ async def call(
     make: Callable[[], Awaitable[T]],
     settings: Settings,
     creates: bool = False,
+    landed: Optional[Callable[[], Awaitable[Optional[T]]]] = None,
 ) -> T:
     """Run one Twilio call with a time limit, retrying 429/5xx/timeouts with exponential backoff.
 
     `creates=True` marks calls that would make a second resource if retried after an
-    ambiguous failure (timeout, 500): those are retried only when Twilio rejected them.
+    ambiguous failure (timeout, 500, dropped connection): those are retried only when Twilio
+    rejected them, or when `landed` can look the resource up and finds it was not made (when it
+    was, that is the result).
     """
     attempts = 1 + max(0, settings.twilio_retries)
     delay = 0.25
     for attempt in range(1, attempts + 1):
-        retryable = False
+        retryable = ambiguous = False
         try:
             return await asyncio.wait_for(make(), timeout=settings.twilio_timeout)
         except TwilioRestException as e:
             retryable = e.status in (_REJECTED_STATUSES if creates else _RETRY_STATUSES)
+            ambiguous = creates and e.status in _RETRY_STATUSES - _REJECTED_STATUSES
             error = FlexError(f"{what}: Twilio answered {e.status} (code {e.code})", e.status)
         except asyncio.TimeoutError:
             retryable = not creates
+            ambiguous = creates
             error = FlexError(f"{what}: no answer within {settings.twilio_timeout:g}s")
         except (aiohttp.ClientError, OSError) as e:
             retryable = not creates or isinstance(e, aiohttp.ClientConnectorError)
+            ambiguous = not retryable
             error = FlexError(f"{what}: {type(e).__name__}")
         except TwilioException as e:
             error = FlexError(f"{what}: {type(e).__name__}")
+        if ambiguous and landed is not None:
+            await asyncio.sleep(delay)  # a request that timed out here may still be landing there
+            delay *= 2
+            try:
+                made = await landed()
+            except FlexError:
+                raise error from None  # cannot tell whether it was made: do not make it twice
+            if made is not None:
+                logger.info("%s failed (%s) but had gone through", what, error.reason)
+                return made
+            if attempt == attempts:
+                raise error
+            logger.info("%s failed (%s) and did not go through, retry %d/%d", what, error.reason, attempt, attempts - 1)
+            continue
         if not retryable or attempt == attempts:
             raise error
         logger.info("%s failed (%s), retry %d/%d", what, error.reason, attempt, attempts - 1)
@@ -326,53 +355,100 @@ async def register_webhook(client: Client, settings: Settings, chat: FlexChat, u
         )
 
 
-async def post_visitor_message(client: Client, settings: Settings, chat: FlexChat, body: str) -> FlexMessage:
-    """Post the visitor's message as the visitor, with webhooks on so Flex routing sees it."""
-    try:
+async def post_visitor_message(
+    client: Client, settings: Settings, chat: FlexChat, body: str, relay_id: Optional[str] = None
+) -> FlexMessage:
+    """Post the visitor's message as the visitor, with webhooks on so Flex routing sees it; at most once per `relay_id`."""
+    relay_id = relay_id or uuid.uuid4().hex
+    attributes = json.dumps({RELAY_ID: relay_id})
+
+    async def landed() -> Optional[FlexMessage]:
+        recent = await _recent_messages(client, settings, chat, RELAY_LOOKBACK)
+        return next((m for m in recent if m.relay_id == relay_id and m.author == chat.identity), None)
+
+    async def post() -> FlexMessage:
         if chat.mode == CONVERSATIONS:
-            message = await call(
-                "post conversation message",
-                lambda: client.conversations.v1.conversations(chat.channel_sid).messages.create_async(
-                    x_twilio_webhook_enabled="true", author=chat.identity, body=body
-                ),
-                settings,
-            )
-            return FlexMessage(message.sid, int(message.index or 0), message.author or "", message.body or "")
-        message = await call(
-            "post chat message",
-            lambda: client.chat.v2.services(chat.service_sid).channels(chat.channel_sid).messages.create_async(
-                x_twilio_webhook_enabled="true", from_=chat.identity, body=body
-            ),
-            settings,
-        )
-        return FlexMessage(message.sid, int(message.index or 0), message._from or "", message.body or "")
+            return _conversation_message(await client.conversations.v1.conversations(chat.channel_sid).messages.create_async(
+                x_twilio_webhook_enabled="true", author=chat.identity, body=body, attributes=attributes
+            ))
+        return _chat_message(await client.chat.v2.services(chat.service_sid).channels(chat.channel_sid).messages.create_async(
+            x_twilio_webhook_enabled="true", from_=chat.identity, body=body, attributes=attributes
+        ))
+
+    try:
+        return await call(f"post {chat.mode} message", post, settings, creates=True, landed=landed)
     except FlexError as e:
         if e.status is not None and 400 <= e.status < 500 and e.status != 429 and await chat_is_closed(client, settings, chat):
             raise ChatClosed(e.reason, e.status) from None
         raise
 
 
+@dataclass(frozen=True)
+class FlexParticipant:
+    """Someone in the chat: the visitor or an agent (Conversations participant, Chat member)."""
+
+    sid: str
+    identity: str
+
+
+async def participants(client: Client, settings: Settings, chat: FlexChat) -> List[FlexParticipant]:
+    """Who is in the chat now."""
+    if chat.mode == CONVERSATIONS:
+        found = await call(
+            "list conversation participants",
+            lambda: client.conversations.v1.conversations(chat.channel_sid).participants.list_async(limit=50, page_size=50),
+            settings,
+        )
+    else:
+        found = await call(
+            "list chat members",
+            lambda: client.chat.v2.services(chat.service_sid).channels(chat.channel_sid).members.list_async(limit=50, page_size=50),
+            settings,
+        )
+    return [FlexParticipant(p.sid, p.identity or "") for p in found]
+
+
 async def messages_after(client: Client, settings: Settings, chat: FlexChat, index: int) -> List[FlexMessage]:
     """Messages with an index above `index`, oldest first (for channels that poll)."""
+    messages = await _recent_messages(client, settings, chat, 100)
+    return sorted((m for m in messages if m.index > index), key=lambda m: m.index)
+
+
+async def _recent_messages(client: Client, settings: Settings, chat: FlexChat, limit: int) -> List[FlexMessage]:
+    """The chat's last `limit` messages, newest first."""
     if chat.mode == CONVERSATIONS:
         found = await call(
             "list conversation messages",
             lambda: client.conversations.v1.conversations(chat.channel_sid).messages.list_async(
-                order="desc", limit=100, page_size=100
+                order="desc", limit=limit, page_size=limit
             ),
             settings,
         )
-        messages = [FlexMessage(m.sid, int(m.index or 0), m.author or "", m.body or "", _iso(m.date_created)) for m in found]
-    else:
-        found = await call(
-            "list chat messages",
-            lambda: client.chat.v2.services(chat.service_sid).channels(chat.channel_sid).messages.list_async(
-                order="desc", limit=100, page_size=100
-            ),
-            settings,
-        )
-        messages = [FlexMessage(m.sid, int(m.index or 0), m._from or "", m.body or "", _iso(m.date_created)) for m in found]
-    return sorted((m for m in messages if m.index > index), key=lambda m: m.index)
+        return [_conversation_message(m) for m in found]
+    found = await call(
+        "list chat messages",
+        lambda: client.chat.v2.services(chat.service_sid).channels(chat.channel_sid).messages.list_async(
+            order="desc", limit=limit, page_size=limit
+        ),
+        settings,
+    )
+    return [_chat_message(m) for m in found]
+
+
+def _conversation_message(m: Any) -> FlexMessage:
+    return FlexMessage(m.sid, int(m.index or 0), m.author or "", m.body or "", _iso(m.date_created), _relay_id(m.attributes))
+
+
+def _chat_message(m: Any) -> FlexMessage:
+    return FlexMessage(m.sid, int(m.index or 0), m._from or "", m.body or "", _iso(m.date_created), _relay_id(m.attributes))
+
+
+def _relay_id(attributes: Optional[str]) -> Optional[str]:
+    try:
+        value = json.loads(attributes or "{}")
+    except ValueError:
+        return None
+    return value.get(RELAY_ID) if isinstance(value, dict) else None
 
 
 async def chat_is_closed(client: Client, settings: Settings, chat: FlexChat) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Text, Tuple
+from typing import Any, AsyncContextManager, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Text, Tuple
 
 import aiohttp
 from rasa.core.agent import Agent
@@ -46,6 +46,11 @@ DEFAULT_TEXTS = {
 MESSAGE_EVENTS = {"onMessageAdded", "onMessageSent"}
 JOIN_EVENTS = {"onParticipantAdded", "onMemberAdded"}
 LEAVE_EVENTS = {"onParticipantRemoved", "onMemberRemoved"}
+ECHO_EVENTS = MESSAGE_EVENTS | JOIN_EVENTS | LEAVE_EVENTS  # ignored when the visitor caused them
+
+# How often a waiting relay or webhook retries the conversation lock (Rasa's default, 1 s, shows
+# as a second of lag whenever a visitor message and a webhook of the same chat meet).
+LOCK_POLL_SECONDS = 0.05
 
 # What a bot turn may carry besides text (BotUttered `data`), passed on as Rasa's outputs do.
 BOT_CONTENT_KEYS = ("buttons", "quick_replies", "image", "attachment", "elements", "custom")
@@ -126,8 +131,27 @@ def started_on(tracker: DialogueStateTracker, channel: Text) -> bool:
     return any(isinstance(event, UserUttered) and event.input_channel == channel for event in tracker.events)
 
 
-def _system_event(event: Text, text: Text, key: Optional[Text] = None, agent: Optional[Text] = None) -> BotUttered:
-    return BotUttered(text, metadata=handoff.handoff_metadata("system", event=event, message_sid=key, agent=agent))
+def conversation_lock(agent: Agent, sender_id: Text) -> AsyncContextManager[Any]:
+    """Rasa's lock store lock for one conversation, polled often: relays and webhooks are short."""
+    return agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_POLL_SECONDS)
+
+
+def _system_event(event: Text, text: Text, key: Optional[Text] = None, agent: Optional[Text] = None, **extra: Any) -> BotUttered:
+    return BotUttered(text, metadata=handoff.handoff_metadata("system", event=event, message_sid=key, agent=agent, **extra))
+
+
+def agents_recorded_in(events: Iterable[Event], chat: FlexChat) -> Dict[Text, Text]:
+    """Participant sid -> identity of the agents the visitor was told joined this chat and not told left."""
+    agents: Dict[Text, Text] = {}
+    for event in events:
+        meta = (event.metadata or {}).get("handoff") or {} if isinstance(event, BotUttered) else {}
+        if meta.get("role") != "system" or meta.get("channel_sid") != chat.channel_sid or not meta.get("participant_sid"):
+            continue
+        if meta.get("event") == "agent_joined":
+            agents[meta["participant_sid"]] = meta.get("agent", "")
+        elif meta.get("event") == "agent_left":
+            agents.pop(meta["participant_sid"], None)
+    return agents
 
 
 @dataclass
@@ -173,6 +197,15 @@ class FlexEvent:
                    message.date_created, None, None, False)
 
     @classmethod
+    def participant(cls, chat: FlexChat, joined: bool, sid: Text, identity: Text) -> "FlexEvent":
+        """Someone found in the chat (or found gone), as its participant webhook would have said it."""
+        if chat.mode == flex.CONVERSATIONS:
+            kind = "onParticipantAdded" if joined else "onParticipantRemoved"
+        else:
+            kind = "onMemberAdded" if joined else "onMemberRemoved"
+        return cls(kind, chat.channel_sid, None, None, "", None, None, identity, sid, False)
+
+    @classmethod
     def chat_closed(cls, chat: FlexChat) -> "FlexEvent":
         """The chat found closed, as its state-change webhook would have said it."""
         return cls("onConversationStateUpdated", chat.channel_sid, None, None, "", None, None, None, None, True)
@@ -215,7 +248,7 @@ class Handoff:
         """
         if not agent.is_ready() or handoff.is_end_chat(message.text):
             return None
-        async with agent.lock_store.lock(message.sender_id):
+        async with conversation_lock(agent, message.sender_id):
             tracker = await agent.tracker_store.retrieve(message.sender_id)
             if tracker is None:
                 return None
@@ -235,7 +268,9 @@ class Handoff:
                 ),
                 agent.domain,
             )
-            outcome = await agent_chat.relay(self.client, self.settings, chat, message.text or "", handoff.last_index(slots))
+            outcome = await agent_chat.relay(
+                self.client, self.settings, chat, message.text or "", handoff.last_index(slots), relay_id=message.message_id
+            )
             events: List[Event] = []
             payloads: List[Dict[Text, Any]] = []
             if outcome.closed:
@@ -253,7 +288,10 @@ class Handoff:
 
     async def apply_flex_event(self, agent: Agent, sender_id: Text, event: FlexEvent) -> List[Dict[Text, Any]]:
         """Record a Flex webhook event in the tracker; returns what the visitor should be shown."""
-        async with agent.lock_store.lock(sender_id):
+        chat = await self.chat_of(agent, sender_id)
+        if chat is not None and event.type in ECHO_EVENTS and (event.author or event.identity) == chat.identity:
+            return []  # the visitor's own message or join, echoed: nothing to record, no lock needed
+        async with conversation_lock(agent, sender_id):
             tracker = await agent.tracker_store.retrieve(sender_id)
             if tracker is None:
                 return []
@@ -273,12 +311,9 @@ class Handoff:
         Runs under the conversation lock and dedupes by message sid like the webhook path,
         so whichever of the two comes first records a message and the other skips it.
         """
-        if not agent.is_ready():
-            return []
-        tracker = await agent.tracker_store.retrieve(sender_id)
-        if tracker is None or handoff.chat_from_slots(tracker.current_slot_values()) is None:
+        if await self.chat_of(agent, sender_id) is None:
             return []  # not handed off: no lock, no Flex call
-        async with agent.lock_store.lock(sender_id):
+        async with conversation_lock(agent, sender_id):
             tracker = await agent.tracker_store.retrieve(sender_id)
             slots = tracker.current_slot_values() if tracker else {}
             chat = handoff.chat_from_slots(slots)
@@ -287,9 +322,15 @@ class Handoff:
             found = await agent_chat.missed(self.client, self.settings, chat, handoff.last_index(slots))
             if found.failure:
                 return []
-            events = [FlexEvent.from_message(chat, message) for message in found.replies]
+            # Agents who joined, their messages, agents who left, the close: the order webhooks bring them in.
+            present = {p.sid: p.identity for p in found.participants if p.identity and p.identity != chat.identity}
+            events = [FlexEvent.participant(chat, True, sid, identity) for sid, identity in present.items()]
+            events += [FlexEvent.from_message(chat, message) for message in found.replies]
             if found.closed:
-                events.append(FlexEvent.chat_closed(chat))
+                events.append(FlexEvent.chat_closed(chat))  # says it all: no "left" notices before it
+            else:
+                gone = {sid: who for sid, who in agents_recorded_in(tracker.events, chat).items() if sid not in present}
+                events += [FlexEvent.participant(chat, False, sid, who) for sid, who in gone.items()]
             before = len(tracker.events)
             payloads = self._record(agent, tracker, chat, events)
             slots = tracker.current_slot_values()
@@ -351,7 +392,10 @@ class Handoff:
             if is_visitor or not event.identity or key in seen:
                 return []
             kind = "agent_joined" if joined else "agent_left"
-            events = [_system_event(kind, DEFAULT_TEXTS[kind].format(name=event.identity), key, agent=event.identity)]
+            text = DEFAULT_TEXTS[kind].format(name=event.identity)
+            events = [
+                _system_event(kind, text, key, agent=event.identity, channel_sid=chat.channel_sid, participant_sid=event.participant_sid)
+            ]
             if joined and slots.get(handoff.STATUS_SLOT) == handoff.PENDING:
                 events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
             logger.info("%s for Flex chat %s", kind, chat.channel_sid)
@@ -361,12 +405,16 @@ class Handoff:
             return self._resume_bot(agent, "chat_closed", f"closed:{chat.channel_sid}")
         return []
 
+    async def chat_of(self, agent: Agent, sender_id: Text) -> Optional[FlexChat]:
+        """The Flex chat the conversation is handed off to, if any (read without the lock)."""
+        if not agent.is_ready():
+            return None
+        tracker = await agent.tracker_store.retrieve(sender_id)
+        return handoff.chat_from_slots(tracker.current_slot_values()) if tracker else None
+
     async def forward_typing(self, agent: Agent, sender_id: Text) -> None:
         """Tell the sandbox desktop the visitor is typing (real Twilio has no REST typing call)."""
-        if not self.settings.uses_sandbox or not agent.is_ready():
-            return
-        tracker = await agent.tracker_store.retrieve(sender_id)
-        chat = handoff.chat_from_slots(tracker.current_slot_values()) if tracker else None
+        chat = await self.chat_of(agent, sender_id) if self.settings.uses_sandbox else None
         if chat is None:
             return
         body = {"channel_sid": chat.channel_sid, "identity": chat.identity, "role": "customer"}

@@ -6,6 +6,7 @@ handed off, visitor messages go to the Flex agent and the agent's messages arriv
 `bot_uttered` with `"sender": "agent"`; notices have `"sender": "system"` and an `event`.
 Every payload has `text`. With `REDIS_URL` set, emits reach visitors on any replica.
 `GET /webhooks/handoff_socketio/history/<session_id>` returns the conversation for the widget.
+With the Flex sandbox, the agent's typing reaches the visitor as `agent_typing` (connectors/agent_typing.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sanic.response import HTTPResponse
 from socketio import AsyncRedisManager, AsyncServer
 
 from bot import sanic_compat
+from connectors.agent_typing import AgentTypingFeed, join_channel_room
 from connectors.handoff import Handoff
 
 # Rasa's server is Sanic 21.12: its websockets need this on Python 3.11 (see bot/sanic_compat.py).
@@ -54,6 +56,9 @@ class SocketIOOutput(RasaSocketIOOutput):
         if isinstance(details, dict):
             payload = {"text": "", "sender": "system", "event": details.get("event", "connecting"), "handoff": details}
             await self._send_message(recipient_id, payload)
+            if details.get("channel_sid"):
+                # This replica handled the visitor's request, so it holds their sockets.
+                join_channel_room(self.sio, recipient_id, details["channel_sid"])
             return
         await super().send_custom_json(recipient_id, json_message, **kwargs)
 
@@ -167,6 +172,16 @@ class SocketIOInput(InputChannel):
 
         self.handoff.add_webhook_route(socketio_webhook, deliver)
         self.handoff.add_shutdown(socketio_webhook)
+        if self.handoff.settings.uses_sandbox:
+            typing_feed = AgentTypingFeed(sio, self.handoff.settings.api_base or "", self.namespace)
+
+            @socketio_webhook.listener("after_server_start")
+            async def start_typing_feed(_app: Any, _loop: Any) -> None:
+                typing_feed.start()
+
+            @socketio_webhook.listener("before_server_stop")
+            async def stop_typing_feed(_app: Any, _loop: Any) -> None:
+                await typing_feed.stop()
 
         @sio.on("connect", namespace=self.namespace)
         async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
@@ -188,7 +203,11 @@ class SocketIOInput(InputChannel):
                 sio.enter_room(sid, data["session_id"], namespace=self.namespace)
             await sio.emit("session_confirm", data["session_id"], room=sid, namespace=self.namespace)
             if self.session_persistence:
-                await catch_up(socketio_webhook.ctx.app.ctx.agent, data["session_id"])
+                agent = socketio_webhook.ctx.app.ctx.agent
+                await catch_up(agent, data["session_id"])
+                chat = await self.handoff.chat_of(agent, data["session_id"])
+                if chat is not None:
+                    join_channel_room(sio, data["session_id"], chat.channel_sid, self.namespace)
 
         def sender_of(sid: Text, data: Dict) -> Optional[Text]:
             if not self.session_persistence:

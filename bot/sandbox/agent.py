@@ -126,8 +126,12 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
 
     @route("/sandbox/events", "GET")
     async def sandbox_events(request: Request) -> None:
-        channel_sid = request.args.get("channel_sid")
-        await account.live.stream(request, (lambda e: e.get("channel_sid") == channel_sid) if channel_sid else None)
+        channel_sid, kind = request.args.get("channel_sid"), request.args.get("type")
+
+        def wanted(event: Dict[str, Any]) -> bool:
+            return (not channel_sid or event.get("channel_sid") == channel_sid) and (not kind or event.get("type") == kind)
+
+        await account.live.stream(request, wanted)
 
     @route("/sandbox/faults", "GET")
     async def fault_list(request: Request) -> HTTPResponse:

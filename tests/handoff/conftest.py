@@ -76,6 +76,9 @@ class AgentDesk:
     def transcript(self, task_sid: str) -> List[Dict[str, Any]]:
         return self.request("GET", f"/agent/api/tasks/{task_sid}/messages")["messages"]
 
+    def typing(self, task_sid: str, agent: str = AGENT) -> None:
+        self.request("POST", f"/agent/api/tasks/{task_sid}/typing", {"agent": agent})
+
     def end(self, task_sid: str, agent: str = AGENT) -> Dict[str, Any]:
         return self.request("POST", f"/agent/api/tasks/{task_sid}/end", {"agent": agent})
 
@@ -227,6 +230,7 @@ class Visitor:
     def __init__(self, url: str, session_id: Optional[str] = None) -> None:
         self.url = url
         self.messages: List[Dict[str, Any]] = []
+        self.agent_typing: List[Dict[str, Any]] = []
         self.session_id: Optional[str] = None
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -236,6 +240,10 @@ class Visitor:
         @self.sio.on("bot_uttered")
         async def on_bot(data: Any) -> None:
             self.messages.append(data)
+
+        @self.sio.on("agent_typing")
+        async def on_agent_typing(data: Any) -> None:
+            self.agent_typing.append(data)
 
         @self.sio.on("session_confirm")
         async def on_confirm(data: Any) -> None:
@@ -266,6 +274,8 @@ class Visitor:
         return self.wait_for(lambda m: fragment.lower() in (m.get("text") or "").lower(), f"message containing {fragment!r}", timeout, start)
 
     def close(self) -> None:
+        if not self.thread.is_alive():
+            return
         try:
             self._run(self.sio.disconnect(), timeout=5)
         finally:

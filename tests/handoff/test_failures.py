@@ -98,6 +98,31 @@ def test_relay_failure_is_reported_to_the_visitor(stack: Stack, visitors, faults
     assert stack.tracker(visitor.session_id)["slots"]["handoff_status"] in ("pending", "active")
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [{"status": 500, "times": 1, "when": "after"}, {"delay": 3, "times": 1, "when": "after"}],
+    ids=["500-after-processing", "timeout-after-processing"],
+)
+def test_relay_that_went_through_despite_an_error_reaches_the_agent_once(
+    stack: Stack, visitors, faults: AgentDesk, fault: Dict[str, Any]
+) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    faults.accept(task["sid"])
+    faults.fault(path_regex=message_path(stack), method="POST", **fault)
+    mark = len(visitor.messages)
+    visitor.say("exactly once")
+    visitor.say("and then this")
+
+    def bodies() -> List[str]:
+        return [m["body"] for m in faults.transcript(task["sid"])]
+
+    wait_for(lambda: "and then this" in bodies(), 20, "the next line at the agent")
+    assert bodies().count("exactly once") == 1
+    assert bodies().index("exactly once") < bodies().index("and then this")
+    assert not any(m.get("event") == "relay_failed" for m in visitor.messages[mark:])
+
+
 def test_transient_relay_error_is_retried(stack: Stack, visitors, faults: AgentDesk) -> None:
     visitor = visitors()
     task = handed_off(stack, visitor)

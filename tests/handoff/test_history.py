@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -172,3 +172,74 @@ def test_chat_closed_while_rasa_was_down_hands_back_to_the_bot(restartable: Stac
         assert turns(history(stack, session_id)[1]).count(("system", "chat_closed")) == 1
     finally:
         visitor.close()
+
+
+def remove_agent(desk: AgentDesk, task: Dict[str, Any], agent: str = AGENT) -> None:
+    """The agent leaves the chat without closing it (Flex 'parks' it), through Twilio's REST API."""
+    client = desk.server.client
+    if task["mode"] == "conversations":
+        participants = client.conversations.v1.conversations(task["channel_sid"]).participants
+        sid = next(p.sid for p in participants.list() if p.identity == agent)
+        participants(sid).delete()
+    else:
+        members = client.chat.v2.services(task["service_sid"]).channels(task["channel_sid"]).members
+        sid = next(m.sid for m in members.list() if m.identity == agent)
+        members(sid).delete()
+
+
+def test_agent_joining_and_leaving_while_rasa_was_down_is_announced_in_order_once(restartable: Stack) -> None:
+    stack = restartable
+    first = Visitor(stack.url)
+    try:
+        task = handed_off(stack, first)  # pending: nobody has accepted yet
+        session_id = first.session_id
+    finally:
+        first.close()
+
+    def while_rasa_is_down(*steps: Callable[[], Any]) -> None:
+        assert stack.rasa is not None
+        stack.rasa.stop()
+        for step in steps:
+            step()
+        webhooks_given_up(stack.sandbox)
+        stack.start_rasa()
+
+    def shown(visitor: Visitor) -> List[Tuple[str, str]]:
+        return [(m.get("sender"), m.get("event") or m.get("text")) for m in visitor.messages]
+
+    # The agent accepts and writes: the widget must leave "waiting" and name the agent.
+    while_rasa_is_down(
+        lambda: stack.sandbox.accept(task["sid"]),
+        lambda: stack.sandbox.send(task["sid"], "hello from an agent you did not see join"),
+    )
+    visitor = Visitor(stack.url, session_id)
+    try:
+        visitor.wait_for(lambda m: m.get("sender") == "agent", "the missed agent message")
+        assert shown(visitor) == [("system", "agent_joined"), ("agent", "hello from an agent you did not see join")]
+        assert visitor.messages[0]["agent"]["name"] == AGENT and AGENT in visitor.messages[0]["text"]
+        assert stack.tracker(session_id)["slots"]["handoff_status"] == "active"
+    finally:
+        visitor.close()
+
+    # The agent leaves without closing the chat (Flex parks it).
+    while_rasa_is_down(lambda: remove_agent(stack.sandbox, task))
+    visitor = Visitor(stack.url, session_id)
+    try:
+        visitor.wait_for(lambda m: m.get("event") == "agent_left", "agent left notice")
+        assert shown(visitor) == [("system", "agent_left")]
+        assert stack.tracker(session_id)["slots"]["handoff_status"] == "active"  # parked, not closed
+    finally:
+        visitor.close()
+
+    # Coming back again finds nothing new; history lists each turn once, in order.
+    again = Visitor(stack.url, session_id)
+    try:
+        status, body = history(stack, session_id)
+        assert status == 200
+        said = turns(body)
+        tail = said[said.index(("system", "agent_joined")):]
+        assert tail == [("system", "agent_joined"), ("agent", "hello from an agent you did not see join"), ("system", "agent_left")]
+        assert again.messages == []
+    finally:
+        again.close()
+        stack.sandbox.end(task["sid"])

@@ -369,6 +369,16 @@ def test_agent_messages_reach_the_visitor_through_redis_from_the_other_replica(
         message = visitor.wait_for(lambda m: m.get("text") == text, "agent message on A")
         assert message["sender"] == "agent" and message["message_sid"].startswith("IM")
 
+        # Every replica reads the sandbox's typing feed; only A, which holds the socket, emits it.
+        typing_posts = []
+
+        def agent_types() -> List[Dict[str, Any]]:
+            desk.typing(task["sid"])
+            typing_posts.append(1)
+            return visitor.agent_typing
+
+        wait_for(agent_types, 15, "agent typing at the visitor on A", interval=0.5)
+
         # The webhooks really went to B, and B (not A) recorded and emitted the message.
         hits = cluster.balancer.hits[hits_before:]
         assert hits and all(url == b.url and status == 204 for url, _, status in hits), hits
@@ -391,6 +401,7 @@ def test_agent_messages_reach_the_visitor_through_redis_from_the_other_replica(
         # Delivered and recorded exactly once (checked last, so a late duplicate would have shown up),
         # whichever replica reads the shared tracker store.
         assert [m.get("text") for m in visitor.messages].count(text) == 1
+        assert 1 <= len(visitor.agent_typing) <= len(typing_posts)  # B's feed did not emit it too
         for replica in (a, b):
             assert len(agent_turns(replica.tracker(visitor.session_id), text)) == 1
     except (AssertionError, TimeoutError) as e:

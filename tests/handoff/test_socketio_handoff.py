@@ -113,3 +113,29 @@ def test_second_request_while_handed_off_creates_no_second_chat(stack: Stack, vi
     wait_for(lambda: any(m["body"] == "/talk_to_agent" for m in stack.sandbox.transcript(task["sid"])), 10, "relayed")
     assert len(stack.sandbox.tasks()) == before
     assert not any(m.get("event") == "connecting" for m in visitor.messages[mark:])
+
+
+def test_agent_typing_reaches_only_that_visitor_also_after_reconnect(stack: Stack, visitors) -> None:
+    first, second = visitors(), visitors()
+    task = handed_off(stack, first)
+    other_task = handed_off(stack, second)
+    stack.sandbox.accept(task["sid"])
+    stack.sandbox.accept(other_task["sid"], agent="bob")
+
+    def typing_seen(visitor, sid: str, agent: str = AGENT):
+        # The desktop repeats its typing signal while the agent types; so does this.
+        stack.sandbox.typing(sid, agent)
+        return visitor.agent_typing
+
+    seen = wait_for(lambda: typing_seen(first, task["sid"]), 15, "agent typing at the visitor", interval=0.5)
+    assert seen[0] == {"typing": True, "agent": {"name": AGENT}}
+    wait_for(lambda: typing_seen(second, other_task["sid"], "bob"), 15, "bob typing at the second visitor", interval=0.5)
+    assert all(event["agent"]["name"] == AGENT for event in first.agent_typing)
+    assert all(event["agent"]["name"] == "bob" for event in second.agent_typing)
+
+    # A reload: a new socket for the same session gets the agent's typing again.
+    session_id = first.session_id
+    first.close()
+    again = visitors(session_id)
+    wait_for(lambda: typing_seen(again, task["sid"]), 15, "agent typing after reconnect", interval=0.5)
+    assert all(event["agent"]["name"] == AGENT for event in again.agent_typing)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 
 from tests.sandbox.conftest import Sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.webhook_receiver import WebhookReceiver
+from tests.servers import wait_for
 
 
 def task_for(sandbox: Sandbox, channel_sid: str) -> dict:
@@ -115,3 +118,46 @@ def test_typing_signals(sandbox: Sandbox) -> None:
     assert ok.status_code == 200
     assert sandbox.agent("POST", "/sandbox/typing", {"identity": "x"}).status_code == 400
     assert sandbox.agent("POST", f"/agent/api/tasks/{sid}/typing", {"agent": "alice"}).status_code == 200
+
+
+def test_event_stream_narrows_to_a_channel_and_an_event_type(sandbox: Sandbox) -> None:
+    """What the connector reads to relay agent typing: `/sandbox/events?type=typing`, optionally per channel."""
+    chat, other = new_web_chat(sandbox), new_web_chat(sandbox)
+    task_sid = task_for(sandbox, chat.conversation_sid)["sid"]
+    sandbox.agent("POST", f"/agent/api/tasks/{task_sid}/accept", {"agent": "alice"}).raise_for_status()
+    received: list = []
+    url = f"{sandbox.base_url}/sandbox/events?type=typing&channel_sid={chat.conversation_sid}"
+    stream = requests.get(url, stream=True, timeout=(5, 60))
+
+    def read() -> None:
+        kind = "message"
+        try:
+            for line in stream.iter_lines(decode_unicode=True):
+                if line and line.startswith("event:"):
+                    kind = line[6:].strip()
+                elif line and line.startswith("data:") and kind == "message":
+                    received.append(json.loads(line[5:]))
+                elif not line:
+                    kind = "message"
+        except (requests.RequestException, AttributeError):
+            pass  # closed by the test
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        def typing_to(channel_sid: str, identity: str) -> None:
+            body = {"channel_sid": channel_sid, "identity": identity, "role": "customer"}
+            sandbox.agent("POST", "/sandbox/typing", body).raise_for_status()
+
+        # The stream is live once our own typing shows up in it.
+        wait_for(lambda: typing_to(chat.conversation_sid, chat.identity) or received, 10, "stream live")
+        mark = len(received)
+        typing_to(other.conversation_sid, other.identity)  # another channel
+        sandbox.agent("POST", f"/agent/api/tasks/{task_sid}/messages", {"agent": "alice", "body": "hi"}).raise_for_status()
+        sandbox.agent("POST", f"/agent/api/tasks/{task_sid}/typing", {"agent": "alice"}).raise_for_status()
+        event = wait_for(lambda: next((e for e in received[mark:] if e.get("role") == "agent"), None), 10, "agent typing")
+        assert event == {"type": "typing", "channel_sid": chat.conversation_sid, "task_sid": task_sid,
+                         "identity": "alice", "role": "agent"}
+        assert all(e["type"] == "typing" and e["channel_sid"] == chat.conversation_sid for e in received)
+    finally:
+        stream.close()

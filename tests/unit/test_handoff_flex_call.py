@@ -78,6 +78,29 @@ async def test_creating_calls_are_retried_when_twilio_rejected_them() -> None:
     assert await call("create", twilio, SETTINGS, creates=True) == "chat"
 
 
+@pytest.mark.parametrize("failure", ["hang", error(500)], ids=["timeout", "500"])
+async def test_an_ambiguous_failure_that_went_through_is_not_repeated(failure: Any) -> None:
+    twilio = Twilio(failure, "second message")
+    looked = Twilio("the first message")
+    assert await call("post", twilio, SETTINGS, creates=True, landed=looked) == "the first message"
+    assert twilio.calls == 1 and looked.calls == 1
+
+
+async def test_an_ambiguous_failure_that_did_not_go_through_is_retried() -> None:
+    twilio = Twilio(error(502), "hang", "posted")
+    looked = Twilio(None, None)
+    assert await call("post", twilio, SETTINGS, creates=True, landed=looked) == "posted"
+    assert twilio.calls == 3 and looked.calls == 2
+
+
+async def test_no_retry_when_it_cannot_be_told_whether_it_went_through() -> None:
+    twilio = Twilio(error(500), "second message")
+    looked = Twilio(FlexError("list: Twilio answered 500", 500))
+    with pytest.raises(FlexError) as e:
+        await call("post", twilio, SETTINGS, creates=True, landed=looked)
+    assert e.value.reason.startswith("post") and twilio.calls == 1
+
+
 def test_legacy_inactive_attributes() -> None:
     assert channel_attributes_inactive('{"status": "INACTIVE", "from": "x"}')
     assert not channel_attributes_inactive('{"status": "ACTIVE"}')
