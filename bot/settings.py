@@ -14,7 +14,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SANDBOX_ACCOUNT_SID = "AC" + "5a" * 16
 SANDBOX_AUTH_TOKEN = "5b" * 16
 SANDBOX_API_KEY = "SK" + "5c" * 16
-SANDBOX_API_SECRET = "sandbox-api-secret"
+SANDBOX_API_SECRET = "5d" * 16  # 32 characters, like a real API key secret
 SANDBOX_PORT = 4000
 
 
