@@ -144,7 +144,9 @@ def agents_recorded_in(events: Iterable[Event], chat: FlexChat) -> Dict[Text, Te
     """Participant sid -> identity of the agents the visitor was told joined this chat and not told left."""
     agents: Dict[Text, Text] = {}
     for event in events:
-        meta = (event.metadata or {}).get("handoff") or {} if isinstance(event, BotUttered) else {}
+        if not isinstance(event, BotUttered):
+            continue
+        meta = (event.metadata or {}).get("handoff") or {}
         if meta.get("role") != "system" or meta.get("channel_sid") != chat.channel_sid or not meta.get("participant_sid"):
             continue
         if meta.get("event") == "agent_joined":
