@@ -290,9 +290,10 @@ class Handoff:
 
     async def apply_flex_event(self, agent: Agent, sender_id: Text, event: FlexEvent) -> List[Dict[Text, Any]]:
         """Record a Flex webhook event in the tracker; returns what the visitor should be shown."""
-        chat = await self.chat_of(agent, sender_id)
-        if chat is not None and event.type in ECHO_EVENTS and (event.author or event.identity) == chat.identity:
-            return []  # the visitor's own message or join, echoed: nothing to record, no lock needed
+        if event.type in ECHO_EVENTS:
+            chat = await self.chat_of(agent, sender_id)
+            if chat is not None and (event.author or event.identity) == chat.identity:
+                return []  # the visitor's own message or join, echoed: nothing to record, no lock needed
         async with conversation_lock(agent, sender_id):
             tracker = await agent.tracker_store.retrieve(sender_id)
             if tracker is None:

@@ -204,10 +204,10 @@ class SocketIOInput(InputChannel):
             await sio.emit("session_confirm", data["session_id"], room=sid, namespace=self.namespace)
             if self.session_persistence:
                 agent = socketio_webhook.ctx.app.ctx.agent
-                await catch_up(agent, data["session_id"])
                 chat = await self.handoff.chat_of(agent, data["session_id"])
                 if chat is not None:
                     join_channel_room(sio, data["session_id"], chat.channel_sid, self.namespace)
+                    await catch_up(agent, data["session_id"])
 
         def sender_of(sid: Text, data: Dict) -> Optional[Text]:
             if not self.session_persistence:

@@ -25,8 +25,13 @@ def history(stack: Stack, session_id: str) -> Tuple[int, Dict[str, Any]]:
         return e.code, json.loads(e.read() or b"{}")
 
 
+def who_said(messages: List[Dict[str, Any]]) -> List[Tuple[str, str]]:
+    """Who said what: (sender, the event of a notice or the text), for history entries and socket payloads alike."""
+    return [(m.get("sender"), m.get("event") or m.get("text")) for m in messages]
+
+
 def turns(body: Dict[str, Any]) -> List[Tuple[str, str]]:
-    return [(m["sender"], m.get("event") or m["text"]) for m in body["messages"]]
+    return who_said(body["messages"])
 
 
 def agent_turns(stack: Stack, session_id: str, text: str) -> List[Dict[str, Any]]:
@@ -40,6 +45,16 @@ def agent_turns(stack: Stack, session_id: str, text: str) -> List[Dict[str, Any]
 def webhooks_given_up(desk: AgentDesk) -> None:
     """Wait until the sandbox has no webhook delivery left (it retried and gave up while Rasa was down)."""
     wait_for(lambda: desk.request("GET", "/sandbox/webhooks/pending")["pending"] == 0, 20, "sandbox webhook retries exhausted")
+
+
+def while_rasa_is_down(stack: Stack, *steps: Callable[[], Any]) -> None:
+    """Stop the Rasa server, do `steps` on the Flex side, let the sandbox give up on their webhooks, start Rasa again."""
+    assert stack.rasa is not None
+    stack.rasa.stop()
+    for step in steps:
+        step()
+    webhooks_given_up(stack.sandbox)
+    stack.start_rasa()
 
 
 def test_history_has_visitor_bot_agent_and_system_turns_in_order(stack: Stack, visitors) -> None:
@@ -110,11 +125,7 @@ def accepted_visitor(stack: Stack) -> Tuple[Dict[str, Any], str]:
 def test_agent_message_sent_while_rasa_was_down_reaches_the_visitor_once(restartable: Stack) -> None:
     stack = restartable
     task, session_id = accepted_visitor(stack)
-    assert stack.rasa is not None
-    stack.rasa.stop()
-    stack.sandbox.send(task["sid"], "written while Rasa was down")
-    webhooks_given_up(stack.sandbox)
-    stack.start_rasa()
+    while_rasa_is_down(stack, lambda: stack.sandbox.send(task["sid"], "written while Rasa was down"))
 
     visitor: Optional[Visitor] = None
     try:
@@ -147,12 +158,11 @@ def test_agent_message_sent_while_rasa_was_down_reaches_the_visitor_once(restart
 def test_chat_closed_while_rasa_was_down_hands_back_to_the_bot(restartable: Stack) -> None:
     stack = restartable
     task, session_id = accepted_visitor(stack)
-    assert stack.rasa is not None
-    stack.rasa.stop()
-    stack.sandbox.send(task["sid"], "last words before closing")
-    stack.sandbox.end(task["sid"])
-    webhooks_given_up(stack.sandbox)
-    stack.start_rasa()
+    while_rasa_is_down(
+        stack,
+        lambda: stack.sandbox.send(task["sid"], "last words before closing"),
+        lambda: stack.sandbox.end(task["sid"]),
+    )
 
     # The widget's history call after the restart finds the chat closed.
     status, body = history(stack, session_id)
@@ -196,37 +206,27 @@ def test_agent_joining_and_leaving_while_rasa_was_down_is_announced_in_order_onc
     finally:
         first.close()
 
-    def while_rasa_is_down(*steps: Callable[[], Any]) -> None:
-        assert stack.rasa is not None
-        stack.rasa.stop()
-        for step in steps:
-            step()
-        webhooks_given_up(stack.sandbox)
-        stack.start_rasa()
-
-    def shown(visitor: Visitor) -> List[Tuple[str, str]]:
-        return [(m.get("sender"), m.get("event") or m.get("text")) for m in visitor.messages]
-
     # The agent accepts and writes: the widget must leave "waiting" and name the agent.
     while_rasa_is_down(
+        stack,
         lambda: stack.sandbox.accept(task["sid"]),
         lambda: stack.sandbox.send(task["sid"], "hello from an agent you did not see join"),
     )
     visitor = Visitor(stack.url, session_id)
     try:
         visitor.wait_for(lambda m: m.get("sender") == "agent", "the missed agent message")
-        assert shown(visitor) == [("system", "agent_joined"), ("agent", "hello from an agent you did not see join")]
+        assert who_said(visitor.messages) == [("system", "agent_joined"), ("agent", "hello from an agent you did not see join")]
         assert visitor.messages[0]["agent"]["name"] == AGENT and AGENT in visitor.messages[0]["text"]
         assert stack.tracker(session_id)["slots"]["handoff_status"] == "active"
     finally:
         visitor.close()
 
     # The agent leaves without closing the chat (Flex parks it).
-    while_rasa_is_down(lambda: remove_agent(stack.sandbox, task))
+    while_rasa_is_down(stack, lambda: remove_agent(stack.sandbox, task))
     visitor = Visitor(stack.url, session_id)
     try:
         visitor.wait_for(lambda m: m.get("event") == "agent_left", "agent left notice")
-        assert shown(visitor) == [("system", "agent_left")]
+        assert who_said(visitor.messages) == [("system", "agent_left")]
         assert stack.tracker(session_id)["slots"]["handoff_status"] == "active"  # parked, not closed
     finally:
         visitor.close()
