@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from bot.sandbox.live import LiveFeed
-from bot.sandbox.store import Doc, Store
+from bot.sandbox.store import AccountStore, Doc, Store
 from bot.sandbox.webhooks import WebhookDispatcher
 from bot.sandbox.wire import new_sid, now_iso
 from bot.settings import Settings
@@ -36,13 +36,17 @@ class Actor:
 
 
 class Account:
-    """Everything the routes need: settings, store, webhooks and the desktop feed."""
+    """Everything the routes need for the account whose credentials the sandbox runs with.
+
+    Its `store` sees only this account's rows: resources another account created in the same state file
+    do not exist here (Twilio's 404), and a new account gets its own provisioning.
+    """
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
-        self.store = store
         self.sid = settings.account_sid
-        self.webhooks = WebhookDispatcher(store, settings.auth_token)
+        self.store: AccountStore = store.scoped(self.sid)
+        self.webhooks = WebhookDispatcher(self.store, settings.auth_token)
         self.live = LiveFeed()
         self.provision()
 
@@ -72,7 +76,7 @@ class Account:
         return self.store.meta("participant_role_sid") or ""
 
     def provision(self) -> None:
-        """Create what a new Flex account has, once per database: web flow, chat service, web chat address."""
+        """Create what a new Flex account has, once per account and database: web flow, chat services, web chat address."""
         if self.store.meta("provisioned"):
             return
         now = now_iso()
@@ -87,8 +91,9 @@ class Account:
                 "participant_role_sid": new_sid("RL"),
             }.items():
                 self.store.set_meta(key, value)
-            self.store.insert("service", {"sid": chat_service, "friendly_name": "Flex Chat Service", "date_created": now, "date_updated": now})
-            self.store.insert("service", {"sid": conversations_service, "friendly_name": "Flex Conversations Service", "date_created": now, "date_updated": now})
+            for sid, name in ((chat_service, "Flex Chat Service"), (conversations_service, "Flex Conversations Service")):
+                self.store.insert("service", {"sid": sid, "account_sid": self.sid, "friendly_name": name,
+                                              "date_created": now, "date_updated": now})
             studio_flow = new_sid("FW")
             self.store.insert("flex_flow", {
                 "sid": new_sid("FO"),

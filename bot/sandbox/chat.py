@@ -6,6 +6,7 @@ import json
 import logging
 from typing import Any, Dict, List, Optional
 
+from bot.sandbox import media
 from bot.sandbox.account import Account, Actor, loads
 from bot.sandbox.scoped_webhooks import ConfigInteger, WebhookScope
 from bot.sandbox.store import Doc, public
@@ -175,30 +176,41 @@ def remove_member(account: Account, channel: Doc, member: Doc, actor: Actor) -> 
 
 
 def post_message(account: Account, channel: Doc, author: str, body: Optional[str], attributes: str, actor: Actor, media_sid: Optional[str] = None) -> Doc:
-    """Append a message with the next per-channel index and fire onMessageSent."""
-    if not body and not media_sid:
-        raise invalid("Missing required parameter Body in the post body")
+    """Append a message with the next per-channel index; fire onMessageSent, or onMediaMessageSent for media.
+
+    Chat stores a missing body as "" (the Body parameter: "an empty string or null sets the value as an empty
+    string"), so a media message's webhook carries `Body=`; `type` is "media" and `media` one object
+    {sid, size, content_type, filename}. Null values (a media file without a filename) are left out of the webhook.
+    """
+    media_sid = media.checked_sid(media_sid)
+    if not body and media_sid is None:
+        raise invalid("Message body not provided", code=50503)
     if body and len(body) > BODY_LIMIT:
         raise invalid(f"Body is longer than {BODY_LIMIT} characters")
     with account.store.transaction():
         fresh = account.store.get("chat_channel", channel["sid"]) or channel
         index = fresh["_next_index"]
         now = now_iso()
+        sid = new_sid("IM")
+        attached = media.attach(account, media_sid, fresh["sid"], sid) if media_sid else None
         message = {
-            "sid": new_sid("IM"), "account_sid": account.sid, "service_sid": fresh["service_sid"],
+            "sid": sid, "account_sid": account.sid, "service_sid": fresh["service_sid"],
             "channel_sid": fresh["sid"], "to": fresh["sid"], "from": author, "body": body or "",
-            "attributes": attributes, "index": index, "type": "media" if media_sid else "text",
-            "media": {"sid": media_sid} if media_sid else None, "was_edited": False,
-            "last_updated_by": None, "date_created": now, "date_updated": now,
+            "attributes": attributes, "index": index, "type": "media" if attached else "text",
+            "media": attached, "was_edited": False, "last_updated_by": None, "date_created": now, "date_updated": now,
         }
         account.store.insert("chat_message", message, parent=fresh["sid"])
         fresh.update(_next_index=index + 1)
         account.store.replace("chat_channel", fresh)
-        fire(account, fresh, "onMessageSent", {
-            "MessageSid": message["sid"], "Index": index, "Body": message["body"], "Attributes": attributes,
+        fields: Dict[str, Any] = {
+            "MessageSid": sid, "Index": index, "Body": message["body"], "Attributes": attributes,
             "From": author, "To": fresh["sid"], "DateCreated": now,
-        }, actor)
-    log.info("message %s index %d in chat channel %s from %s", message["sid"], index, fresh["sid"], actor.source)
+        }
+        if attached:
+            fields.update(MediaSid=attached["sid"], MediaContentType=attached["content_type"],
+                          MediaFilename=attached["filename"], MediaSize=attached["size"])
+        fire(account, fresh, "onMediaMessageSent" if attached else "onMessageSent", fields, actor)
+    log.info("message %s index %d in chat channel %s from %s", sid, index, fresh["sid"], actor.source)
     account.live.publish({"type": "message", "channel_sid": fresh["sid"], "index": index})
     return message
 

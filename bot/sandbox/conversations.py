@@ -7,6 +7,7 @@ import logging
 import uuid
 from typing import Any, Dict, List, Optional
 
+from bot.sandbox import media
 from bot.sandbox.account import Account, Actor
 from bot.sandbox.scoped_webhooks import ConfigInteger, WebhookScope
 from bot.sandbox.store import Doc, public
@@ -94,7 +95,7 @@ def fire(account: Account, conv: Doc, event_type: str, fields: Dict[str, Any], a
     """Queue `event_type` for every matching conversation-scoped webhook, if the actor fires webhooks."""
     parent_params = {
         "ChatServiceSid": conv["chat_service_sid"], "ConversationSid": conv["sid"],
-        "MessagingServiceSid": conv.get("messaging_service_sid") or "",
+        "MessagingServiceSid": conv.get("messaging_service_sid"),
     }
     WEBHOOKS.fire(account, conv["sid"], parent_params, event_type, fields, actor, _retries)
 
@@ -174,35 +175,49 @@ def remove_participant(account: Account, conv: Doc, participant: Doc, actor: Act
 
 
 def post_message(account: Account, conv: Doc, author: str, body: Optional[str], attributes: str, actor: Actor, media_sid: Optional[str] = None) -> Doc:
-    """Append a message with the next index and fire onMessageAdded; closed conversations refuse."""
-    if not body and not media_sid:
-        raise invalid("Missing required parameter Body in the post body")
+    """Append a message with the next index and fire onMessageAdded; closed conversations refuse.
+
+    A media-only message has a null body (`body: null`, no `Body` in the webhook) and `media` as a list of
+    {sid, size, content_type, filename, category}; an author who is not a participant has a null `participant_sid`
+    (no `ParticipantSid` in the webhook). Twilio leaves null values out of a webhook.
+    """
+    media_sid = media.checked_sid(media_sid)
+    body = body or None
+    if body is None and media_sid is None:
+        raise invalid("Message body not provided", code=50503)
     if body and len(body) > BODY_LIMIT:
         raise invalid(f"Body is longer than {BODY_LIMIT} characters")
     with account.store.transaction():
         fresh = _still_open(account, conv)
         index = fresh["_next_index"]
         now = now_iso()
+        sid = new_sid("IM")
         authors, _ = account.store.list("participant", parent=fresh["sid"], where={"identity": author}, limit=1)
+        attached = [{**media.attach(account, media_sid, fresh["sid"], sid), "category": "media"}] if media_sid else None
         message = {
-            "sid": new_sid("IM"), "account_sid": account.sid, "conversation_sid": fresh["sid"], "index": index,
-            "author": author, "body": body or "", "media": [{"sid": media_sid}] if media_sid else None,
-            "attributes": attributes, "participant_sid": authors[0]["sid"] if authors else None,
-            "content_sid": None, "delivery": None, "date_created": now, "date_updated": now,
+            "sid": sid, "account_sid": account.sid, "conversation_sid": fresh["sid"], "index": index,
+            "author": author, "body": body, "media": attached, "attributes": attributes,
+            "participant_sid": authors[0]["sid"] if authors else None, "content_sid": None, "delivery": None,
+            "date_created": now, "date_updated": now,
         }
         account.store.insert("conversation_message", message, parent=fresh["sid"])
         fresh.update(_next_index=index + 1)
         account.store.replace("conversation", fresh)
-        fields = {
-            "MessageSid": message["sid"], "Index": index, "Author": author, "Body": message["body"],
-            "Attributes": attributes, "ParticipantSid": message["participant_sid"], "DateCreated": now,
-        }
-        if media_sid:
-            fields["Media"] = json.dumps(message["media"])
-        fire(account, fresh, "onMessageAdded", fields, actor)
-    log.info("message %s index %d in conversation %s from %s", message["sid"], index, fresh["sid"], actor.source)
+        fire(account, fresh, "onMessageAdded", {
+            "MessageSid": sid, "Index": index, "Author": author, "Body": body, "Attributes": attributes,
+            "ParticipantSid": message["participant_sid"], "DateCreated": now, "Media": webhook_media(attached),
+        }, actor)
+    log.info("message %s index %d in conversation %s from %s", sid, index, fresh["sid"], actor.source)
     account.live.publish({"type": "message", "channel_sid": fresh["sid"], "index": index})
     return message
+
+
+def webhook_media(attached: Optional[List[Doc]]) -> Optional[str]:
+    """The webhook's `Media`: the message's media as a JSON string with Twilio's capitalised keys (None: no media)."""
+    if not attached:
+        return None
+    return json.dumps([{"Sid": m["sid"], "Size": m["size"], "ContentType": m["content_type"], "Filename": m["filename"],
+                        "Category": m["category"]} for m in attached])
 
 
 def update_conversation(account: Account, conv: Doc, changes: Dict[str, Any], actor: Actor, reason: str = "API") -> Doc:

@@ -82,7 +82,7 @@ class WebhookScope:
         return account.store.insert(self.table, webhook, parent=parent_sid)
 
     def fire(
-        self, account: Account, parent_sid: str, parent_params: Dict[str, str], event_type: str, fields: Dict[str, Any],
+        self, account: Account, parent_sid: str, parent_params: Dict[str, Any], event_type: str, fields: Dict[str, Any],
         actor: Actor, retries: Callable[[Doc], int],
     ) -> None:
         """Queue `event_type` for every matching webhook of the parent, if the actor's request fires webhooks."""
@@ -92,15 +92,22 @@ class WebhookScope:
         for webhook in webhooks:
             if not matches(webhook, event_type):
                 continue
-            params = {
+            values: Dict[str, Any] = {
                 "EventType": event_type,
                 "AccountSid": account.sid,
                 **parent_params,
                 "Source": actor.source,
+                "ClientIdentity": actor.identity,  # SDK (agent) actions only
                 "WebhookType": "webhook",
                 "WebhookSid": webhook["sid"],
-                **{k: "" if v is None else str(v) for k, v in fields.items()},
+                **fields,
             }
-            if actor.identity:
-                params["ClientIdentity"] = actor.identity
-            account.webhooks.enqueue(parent_sid, webhook, params, retries(webhook))
+            account.webhooks.enqueue(parent_sid, webhook, form_params(values), retries(webhook))
+
+
+def form_params(values: Dict[str, Any]) -> Dict[str, str]:
+    """Webhook parameters the way Twilio posts them: a null value is left out; an empty string is sent (`Name=`).
+
+    The signature is computed over exactly these parameters, so blank ones are signed too.
+    """
+    return {key: str(value) for key, value in values.items() if value is not None}

@@ -1,4 +1,9 @@
-"""SQLite persistence for the sandbox: Twilio resources as JSON documents plus the webhook outbox."""
+"""SQLite persistence for the sandbox: Twilio resources as JSON documents plus the webhook outbox.
+
+Every resource and every queued webhook belongs to one account (the `account` column). Code reaches the data
+through `Store.scoped(account_sid)`, an `AccountStore` that reads and writes only that account's rows, so a
+state file shared by several accounts (the sandbox restarted with other credentials) never mixes them.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +17,15 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 log = logging.getLogger(__name__)
 
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS resources (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     kind TEXT NOT NULL,
     sid TEXT NOT NULL,
     parent TEXT NOT NULL DEFAULT '',
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    account TEXT NOT NULL DEFAULT ''
 );
 CREATE UNIQUE INDEX IF NOT EXISTS resources_sid ON resources (kind, sid);
 CREATE INDEX IF NOT EXISTS resources_parent ON resources (kind, parent, seq);
@@ -26,8 +33,13 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     queue TEXT NOT NULL,
-    doc TEXT NOT NULL
+    doc TEXT NOT NULL,
+    account TEXT NOT NULL DEFAULT ''
 );
+"""
+ACCOUNT_INDEXES = """
+CREATE INDEX IF NOT EXISTS resources_account ON resources (account, kind, parent, seq);
+CREATE INDEX IF NOT EXISTS deliveries_account ON deliveries (account, id);
 """
 
 Doc = Dict[str, Any]
@@ -52,6 +64,12 @@ class Store:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+        self._db.executescript(ACCOUNT_INDEXES)
+
+    def scoped(self, account: str) -> "AccountStore":
+        """This database as one account sees it."""
+        return AccountStore(self, account)
 
     def close(self) -> None:
         """Close the database (after the server stopped)."""
@@ -77,55 +95,90 @@ class Store:
             if outer:
                 self._db.execute("COMMIT")
 
+    # -- schema -----------------------------------------------------------------
+    def _columns(self, table: str) -> List[str]:
+        return [row[1] for row in self._db.execute(f"PRAGMA table_info({table})")]
+
+    def _migrate(self) -> None:
+        """Bring a state file written before accounts were tracked up to date (idempotent).
+
+        Such a file was provisioned for one account, the one its Flex flow names; rows whose document
+        carries no `account_sid` (services, tasks) and the unscoped provisioning keys belong to it.
+        """
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= SCHEMA_VERSION:
+            return
+        with self.transaction():
+            for table in ("resources", "deliveries"):
+                if "account" not in self._columns(table):
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN account TEXT NOT NULL DEFAULT ''")
+            row = self._db.execute(
+                "SELECT json_extract(doc, '$.account_sid') FROM resources WHERE kind = 'flex_flow' ORDER BY seq LIMIT 1"
+            ).fetchone()
+            owner = row[0] if row and row[0] else ""
+            self._db.execute(
+                "UPDATE resources SET account = COALESCE(json_extract(doc, '$.account_sid'), ?) WHERE account = ''", (owner,))
+            self._db.execute(
+                "UPDATE deliveries SET account = COALESCE(json_extract(doc, '$.params.AccountSid'), ?) WHERE account = ''",
+                (owner,))
+            if owner:
+                self._db.execute("UPDATE meta SET key = ? || ':' || key WHERE instr(key, ':') = 0", (owner,))
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        if version == 0 and owner:
+            log.info("state file migrated: its resources belong to %s", owner)
+
     # -- meta -----------------------------------------------------------------
-    def meta(self, key: str) -> Optional[str]:
-        """A provisioning value (e.g. the default flow SID)."""
+    def meta(self, account: str, key: str) -> Optional[str]:
+        """A provisioning value of an account (e.g. its chat service SID)."""
         with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (f"{account}:{key}",)).fetchone()
         return row[0] if row else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        """Remember a provisioning value."""
+    def set_meta(self, account: str, key: str, value: str) -> None:
+        """Remember a provisioning value of an account."""
         with self.transaction():
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (f"{account}:{key}", value))
 
     # -- resources ------------------------------------------------------------
-    def insert(self, kind: str, doc: Doc, parent: str = "") -> Doc:
-        """Store a new resource document (its `sid` is the key)."""
+    def insert(self, account: str, kind: str, doc: Doc, parent: str = "") -> Doc:
+        """Store a new resource document of `account` (its `sid` is the key)."""
         with self.transaction():
             self._db.execute(
-                "INSERT INTO resources (kind, sid, parent, doc) VALUES (?, ?, ?, ?)",
-                (kind, doc["sid"], parent, json.dumps(doc)),
+                "INSERT INTO resources (kind, sid, parent, doc, account) VALUES (?, ?, ?, ?, ?)",
+                (kind, doc["sid"], parent, json.dumps(doc), account),
             )
         return doc
 
-    def get(self, kind: str, sid: str, parent: Optional[str] = None) -> Optional[Doc]:
-        """One resource, optionally checked to belong to `parent`."""
+    def get(self, account: str, kind: str, sid: str, parent: Optional[str] = None) -> Optional[Doc]:
+        """One resource of `account`, optionally checked to belong to `parent`."""
         with self._lock:
-            row = self._db.execute("SELECT parent, doc FROM resources WHERE kind = ? AND sid = ?", (kind, sid)).fetchone()
+            row = self._db.execute(
+                "SELECT parent, doc FROM resources WHERE kind = ? AND sid = ? AND account = ?", (kind, sid, account)
+            ).fetchone()
         if row is None or (parent is not None and row[0] != parent):
             return None
         return json.loads(row[1])
 
-    def replace(self, kind: str, doc: Doc) -> Doc:
-        """Overwrite a resource document."""
+    def replace(self, account: str, kind: str, doc: Doc) -> Doc:
+        """Overwrite a resource document of `account`."""
         with self.transaction():
-            self._db.execute("UPDATE resources SET doc = ? WHERE kind = ? AND sid = ?", (json.dumps(doc), kind, doc["sid"]))
+            self._db.execute("UPDATE resources SET doc = ? WHERE kind = ? AND sid = ? AND account = ?",
+                             (json.dumps(doc), kind, doc["sid"], account))
         return doc
 
-    def delete(self, kind: str, sid: str) -> bool:
-        """Remove a resource; False when it did not exist."""
+    def delete(self, account: str, kind: str, sid: str) -> bool:
+        """Remove a resource of `account`; False when it did not exist."""
         with self.transaction():
-            cur = self._db.execute("DELETE FROM resources WHERE kind = ? AND sid = ?", (kind, sid))
+            cur = self._db.execute("DELETE FROM resources WHERE kind = ? AND sid = ? AND account = ?", (kind, sid, account))
         return cur.rowcount > 0
 
     def list(
-        self, kind: str, parent: Optional[str] = None, offset: int = 0, limit: int = -1, descending: bool = False,
-        where: Optional[Dict[str, Any]] = None,
+        self, account: str, kind: str, parent: Optional[str] = None, offset: int = 0, limit: int = -1,
+        descending: bool = False, where: Optional[Dict[str, Any]] = None,
     ) -> Tuple[List[Doc], bool]:
-        """A page of resources in creation order, and whether more follow."""
-        sql = "SELECT doc FROM resources WHERE kind = ?"
-        args: List[Any] = [kind]
+        """A page of `account`'s resources in creation order, and whether more follow."""
+        sql = "SELECT doc FROM resources WHERE account = ? AND kind = ?"
+        args: List[Any] = [account, kind]
         if parent is not None:
             sql += " AND parent = ?"
             args.append(parent)
@@ -141,30 +194,86 @@ class Store:
             return docs[:limit], True
         return docs, False
 
-    def count(self, kind: str, parent: str) -> int:
-        """How many resources of a kind a parent has."""
+    def count(self, account: str, kind: str, parent: str) -> int:
+        """How many resources of a kind a parent of `account` has."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM resources WHERE kind = ? AND parent = ?", (kind, parent)).fetchone()[0]
+            return self._db.execute("SELECT COUNT(*) FROM resources WHERE account = ? AND kind = ? AND parent = ?",
+                                    (account, kind, parent)).fetchone()[0]
 
     # -- webhook outbox -------------------------------------------------------
-    def add_delivery(self, queue: str, doc: Doc) -> int:
-        """Queue a webhook delivery durably; returns its id."""
+    def add_delivery(self, account: str, queue: str, doc: Doc) -> int:
+        """Queue a webhook delivery of `account` durably; returns its id."""
         with self.transaction():
-            cur = self._db.execute("INSERT INTO deliveries (queue, doc) VALUES (?, ?)", (queue, json.dumps(doc)))
+            cur = self._db.execute("INSERT INTO deliveries (queue, doc, account) VALUES (?, ?, ?)",
+                                   (queue, json.dumps(doc), account))
         return int(cur.lastrowid)
 
-    def delivery(self, delivery_id: int) -> Optional[Doc]:
-        """A queued delivery, or None once it is done."""
+    def delivery(self, account: str, delivery_id: int) -> Optional[Doc]:
+        """A queued delivery of `account`, or None once it is done."""
         with self._lock:
-            row = self._db.execute("SELECT doc FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+            row = self._db.execute("SELECT doc FROM deliveries WHERE id = ? AND account = ?", (delivery_id, account)).fetchone()
         return json.loads(row[0]) if row else None
 
-    def finish_delivery(self, delivery_id: int) -> None:
+    def finish_delivery(self, account: str, delivery_id: int) -> None:
         """Drop a delivery that succeeded or ran out of retries."""
         with self.transaction():
-            self._db.execute("DELETE FROM deliveries WHERE id = ?", (delivery_id,))
+            self._db.execute("DELETE FROM deliveries WHERE id = ? AND account = ?", (delivery_id, account))
+
+    def pending_deliveries(self, account: str) -> List[Tuple[int, str]]:
+        """`account`'s deliveries left over from a previous run, oldest first (other accounts' wait for them)."""
+        with self._lock:
+            return [(r[0], r[1]) for r in self._db.execute(
+                "SELECT id, queue FROM deliveries WHERE account = ? ORDER BY id", (account,))]
+
+
+class AccountStore:
+    """The store as one account sees it: the same calls, every one limited to that account's rows."""
+
+    def __init__(self, store: Store, account: str) -> None:
+        if not account:
+            raise ValueError("an account SID is required")
+        self.base = store
+        self.account = account
+
+    def transaction(self) -> Any:
+        """Group writes atomically (shared with every account: one database, one lock)."""
+        return self.base.transaction()
+
+    def meta(self, key: str) -> Optional[str]:
+        return self.base.meta(self.account, key)
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.base.set_meta(self.account, key, value)
+
+    def insert(self, kind: str, doc: Doc, parent: str = "") -> Doc:
+        return self.base.insert(self.account, kind, doc, parent)
+
+    def get(self, kind: str, sid: str, parent: Optional[str] = None) -> Optional[Doc]:
+        return self.base.get(self.account, kind, sid, parent)
+
+    def replace(self, kind: str, doc: Doc) -> Doc:
+        return self.base.replace(self.account, kind, doc)
+
+    def delete(self, kind: str, sid: str) -> bool:
+        return self.base.delete(self.account, kind, sid)
+
+    def list(
+        self, kind: str, parent: Optional[str] = None, offset: int = 0, limit: int = -1, descending: bool = False,
+        where: Optional[Dict[str, Any]] = None,
+    ) -> Tuple[List[Doc], bool]:
+        return self.base.list(self.account, kind, parent, offset, limit, descending, where)
+
+    def count(self, kind: str, parent: str) -> int:
+        return self.base.count(self.account, kind, parent)
+
+    def add_delivery(self, queue: str, doc: Doc) -> int:
+        return self.base.add_delivery(self.account, queue, doc)
+
+    def delivery(self, delivery_id: int) -> Optional[Doc]:
+        return self.base.delivery(self.account, delivery_id)
+
+    def finish_delivery(self, delivery_id: int) -> None:
+        self.base.finish_delivery(self.account, delivery_id)
 
     def pending_deliveries(self) -> List[Tuple[int, str]]:
-        """Deliveries left over from a previous run, oldest first."""
-        with self._lock:
-            return [(r[0], r[1]) for r in self._db.execute("SELECT id, queue FROM deliveries ORDER BY id")]
+        return self.base.pending_deliveries(self.account)

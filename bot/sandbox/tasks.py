@@ -148,9 +148,11 @@ def view_message(t: Doc, message: Doc) -> Dict[str, Any]:
         role = "agent"
     else:
         role = "system"
+    attached = message.get("media") or []
     return {
         "sid": message["sid"], "index": message["index"], "author": author, "role": role,
-        "body": message["body"], "attributes": loads(message.get("attributes")), "date_created": message["date_created"],
+        "body": message.get("body") or "", "attributes": loads(message.get("attributes")),
+        "media": attached if isinstance(attached, list) else [attached], "date_created": message["date_created"],
     }
 
 

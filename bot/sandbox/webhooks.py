@@ -15,7 +15,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 import aiohttp
 from yarl import URL
 
-from bot.sandbox.store import Doc, Store
+from bot.sandbox.store import AccountStore, Doc
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def matches(webhook: Doc, event_type: str) -> bool:
 class WebhookDispatcher:
     """Delivers events asynchronously: one queue and worker per (channel, webhook), outbox in SQLite."""
 
-    def __init__(self, store: Store, auth_token: str) -> None:
+    def __init__(self, store: AccountStore, auth_token: str) -> None:
         self.store = store
         self.auth_token = auth_token
         self._queues: Dict[str, asyncio.Queue] = {}

@@ -61,15 +61,21 @@ class Sandbox:
 
 
 def start_sandbox(log_dir: Path, name: str = "flex-sandbox", db: Optional[Path] = None,
-                  port: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None) -> Sandbox:
-    """Start `python -m bot.sandbox` as a real process and wait for /health."""
+                  port: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None,
+                  credentials: Optional[Dict[str, str]] = None) -> Sandbox:
+    """Start `python -m bot.sandbox` as a real process and wait for /health.
+
+    `credentials` (the four `TWILIO_*` variables of `CREDENTIALS`) run it as another account;
+    the returned `settings`/`client` use the same ones.
+    """
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     storage = ["--db", str(db)] if db else ["--in-memory"]
-    env = {**CREDENTIALS, "TWILIO_API_BASE": "", "FLEX_SANDBOX_RETRY_DELAY": "0.05", **(extra_env or {})}
+    credentials = credentials or CREDENTIALS
+    env = {**credentials, "TWILIO_API_BASE": "", "FLEX_SANDBOX_RETRY_DELAY": "0.05", **(extra_env or {})}
     process = ServerProcess(name, [sys.executable, "-m", "bot.sandbox", "--port", str(port), *storage],
                             f"{base_url}/health", log_dir, env=env, startup_timeout=30).start()
-    settings = settings_from_env({**CREDENTIALS, "TWILIO_API_BASE": base_url, "FLEX_SANDBOX_PORT": str(port)})
+    settings = settings_from_env({**credentials, "TWILIO_API_BASE": base_url, "FLEX_SANDBOX_PORT": str(port)})
     info = requests.get(f"{base_url}/health", timeout=5).json()
     return Sandbox(base_url, settings, twilio_client(settings), process, info)
 

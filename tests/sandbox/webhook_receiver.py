@@ -23,6 +23,7 @@ class Received:
     params: Dict[str, str]
     headers: Dict[str, str]
     signature_valid: bool
+    body: str = ""  # the raw form body exactly as posted (GET: empty; the fields are in the URL)
 
 
 @dataclass
@@ -67,7 +68,7 @@ class WebhookReceiver:
                     time.sleep(delay)
                 with receiver._lock:
                     receiver._received.setdefault(name, []).append(
-                        Received(self.command, url, fields, dict(self.headers.items()), valid))
+                        Received(self.command, url, fields, dict(self.headers.items()), valid, body))
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -190,6 +190,9 @@
       item.dataset.index = m.index;
       item.append(el("span", "who", (m.role === "customer" ? state.selected.customer_friendly_name || m.author : m.author) + " · " + time(m.date_created)));
       item.append(document.createTextNode(m.body));
+      for (const file of m.media || []) {
+        item.append(el("span", "attachment", "📎 " + (file.filename || file.content_type || "attachment") + (file.size ? " (" + file.size + " bytes)" : "")));
+      }
       list.append(item);
     }
     list.scrollTop = list.scrollHeight;
