@@ -7,6 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
+from tests.browser.fake_rasa import on_the_wire
 from tests.browser.visitor import TIMEOUT, Visitor
 from tests.servers import wait_for
 
@@ -160,10 +161,9 @@ def test_connection_loss_is_announced_and_missed_messages_are_filled_in(fake_sho
 
     # While the visitor is offline, the agent writes (the server records it).
     state = json.loads(fake_rasa.state.read_text())
-    state[session_id]["messages"].append(
+    state[session_id]["messages"].append({"sender": "agent", **on_the_wire(
         {"sender": "agent", "text": "Sent while you were offline", "agent": {"name": "Alex"},
-         "message_sid": "IMmissed", "timestamp": "2030-01-01T00:00:00Z"},
-    )
+         "message_sid": "IMmissed", "timestamp": "2030-01-01T00:00:00Z"})})
     fake_rasa.state.write_text(json.dumps(state))
     fake_rasa.start()
 
@@ -229,15 +229,43 @@ def test_keyboard_and_aria(fake_shop, new_page):
     expect(visitor.launcher).to_be_focused()
 
 
+PHONE = {"viewport": {"width": 375, "height": 740}, "is_mobile": True, "has_touch": True, "device_scale_factor": 2}
+FULL_SCREEN = {"x": 0, "y": 0, "width": 375, "height": 740}
+
+
+def layout(page) -> dict:
+    """The layout viewport (innerWidth/Height) against the screen (clientWidth/Height: the initial
+    containing block) and the page's width. A mobile browser widens the layout viewport past the
+    screen when the page overflows horizontally, and every fixed box (the widget's) with it."""
+    return page.evaluate("""() => ({
+        innerWidth: innerWidth, innerHeight: innerHeight,
+        clientWidth: document.documentElement.clientWidth, clientHeight: document.documentElement.clientHeight,
+        scrollWidth: document.documentElement.scrollWidth,
+        wider: [...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+            .slice(0, 5).map(e => e.outerHTML.slice(0, 120)),
+    })""")
+
+
+def rounded_box(locator) -> dict:
+    return {k: round(v) for k, v in locator.bounding_box().items()}
+
+
 def test_phone_viewport_gets_a_full_screen_panel(fake_shop, new_page, screenshots):
-    page = new_page(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True, device_scale_factor=2)
+    page = new_page(**PHONE)
     visitor = Visitor(page).visit(fake_shop)
     screenshots.take(page, "phone-shop")
+    metrics = layout(page)
+    assert (metrics["innerWidth"], metrics["clientWidth"], metrics["scrollWidth"]) == (375, 375, 375), metrics
+    assert (metrics["innerHeight"], metrics["clientHeight"]) == (740, 740), metrics
+    launcher = visitor.launcher.bounding_box()
+    assert launcher["x"] + launcher["width"] <= 375 and launcher["y"] + launcher["height"] <= 740, launcher
     visitor.launcher.tap()
     expect(visitor.panel).to_be_visible()
-    full_screen = {"x": 0, "y": 0, "width": 375, "height": 740}  # once the opening animation is over
-    wait_for(lambda: {k: round(v) for k, v in visitor.panel.bounding_box().items()} == full_screen, 5,
-             f"a full-screen panel {full_screen}")
+    # once the opening animation is over
+    wait_for(lambda: rounded_box(visitor.panel) == FULL_SCREEN, 5, f"a full-screen panel {FULL_SCREEN}")
+    header = page.locator(".hw-header").bounding_box()
+    assert header["y"] == 0 and header["width"] == 375, header
+    expect(page.get_by_role("button", name="Minimise chat")).to_be_in_viewport(ratio=1)
     expect(visitor.launcher).to_be_hidden()
     visitor.wait_until_connected()
     visitor.send("hello")
@@ -246,3 +274,35 @@ def test_phone_viewport_gets_a_full_screen_panel(fake_shop, new_page, screenshot
     page.get_by_role("button", name="Minimise chat").tap()
     expect(visitor.panel).to_be_hidden()
     expect(visitor.launcher).to_be_visible()
+
+
+def test_shop_page_never_overflows_a_phone(fake_shop, new_page):
+    # Whatever the fonts' widths: an overflowing page would widen a phone's layout viewport.
+    for width in (320, 360, 390, 414, 480):
+        page = new_page(**{**PHONE, "viewport": {"width": width, "height": 740}})
+        Visitor(page).visit(fake_shop)
+        metrics = layout(page)
+        assert metrics["innerWidth"] == metrics["clientWidth"] == metrics["scrollWidth"] == width, (width, metrics)
+        page.context.close()
+
+
+def test_phone_panel_fits_the_screen_even_when_the_host_page_overflows(fake_shop, new_page, screenshots):
+    # The widget is embedded in other people's pages: one too-wide element there must not push
+    # the panel or the launcher off a phone's screen.
+    page = new_page(**PHONE)
+    page.add_init_script("""document.addEventListener("DOMContentLoaded", () => {
+        const wide = document.createElement("div");
+        wide.id = "too-wide";
+        wide.style.cssText = "width: 600px; height: 40px; background: #c00;";
+        document.body.prepend(wide);
+    })""")
+    visitor = Visitor(page).visit(fake_shop)
+    expect(page.locator("#too-wide")).to_be_attached()
+    launcher = visitor.launcher.bounding_box()
+    assert 0 <= launcher["x"] and launcher["x"] + launcher["width"] <= 375, launcher
+    assert 0 <= launcher["y"] and launcher["y"] + launcher["height"] <= 740, launcher
+    visitor.launcher.tap()
+    wait_for(lambda: rounded_box(visitor.panel) == FULL_SCREEN, 5, f"a full-screen panel {FULL_SCREEN} ({layout(page)})")
+    expect(page.get_by_role("button", name="Minimise chat")).to_be_in_viewport(ratio=1)
+    expect(visitor.input).to_be_in_viewport(ratio=1)
+    screenshots.take(page, "phone-chat-on-overflowing-page")
