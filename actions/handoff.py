@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import ActiveLoop, EventType, SlotSet
+from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot import agent_chat, handoff
@@ -24,10 +24,8 @@ DEFAULT_TEXTS = {
     "utter_handoff_waiting": "(Sent to the agent. Their reply will show up here, at the latest with your next message.)",
     "utter_handoff_ended": "You have left the chat with the agent.",
     "utter_bot_back": "You're back with the bot. How else can I help?",
+    "utter_handoff_agent_ended": "The agent has ended the chat.",
 }
-
-# Channels whose output would show the token JSON raw (cmdline) or cannot send it (stock socketio).
-_NO_TOKEN_CHANNELS = ("cmdline", "socketio")
 
 
 def say(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], response: Text, **kwargs: Any) -> None:
@@ -56,7 +54,9 @@ class ActionHandoffToAgent(Action):
             say(dispatcher, domain, "utter_handoff_already")
             return []
         settings = settings_from_env()
-        input_channel = tracker.get_latest_input_channel()
+        capabilities = handoff.capabilities_of(
+            tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret
+        )
         try:
             async with agent_chat.flex_client(settings) as client:
                 chat = await agent_chat.start(
@@ -65,7 +65,7 @@ class ActionHandoffToAgent(Action):
                     sender_id=tracker.sender_id,
                     events=tracker.events,
                     slots=tracker.slots,
-                    input_channel=input_channel,
+                    capabilities=capabilities,
                     intent=(tracker.latest_message.get("intent") or {}).get("name"),
                 )
         except FlexError as e:
@@ -73,13 +73,18 @@ class ActionHandoffToAgent(Action):
             say(dispatcher, domain, "utter_handoff_failed")
             return []
         logger.info("handoff started: %s chat %s", chat.mode, chat.channel_sid)
-        say(dispatcher, domain, "utter_handoff_connecting")
-        if input_channel not in _NO_TOKEN_CHANNELS:
-            dispatcher.utter_message(json_message={"handoff": token_payload(settings, chat)})
+        # The chat details and access token only for a client that asked, over a channel that can carry them.
+        details = {"handoff": token_payload(settings, chat)} if capabilities.access_token else None
+        say(dispatcher, domain, "utter_handoff_connecting", json_message=details, **notice("connecting", chat))
         events: List[EventType] = slot_events(handoff.start_slots(chat))
         if tracker.active_loop_name:
             events.insert(0, ActiveLoop(None))
         return events
+
+
+def notice(event: Text, chat: Optional[FlexChat] = None) -> Dict[Text, Any]:
+    """Marks a bot turn as a handoff notice, so handoff-aware front ends can follow the chat's state."""
+    return handoff.handoff_metadata("system", event=event, channel_sid=chat.channel_sid if chat else None)
 
 
 def token_payload(settings: Settings, chat: FlexChat) -> Dict[Text, Any]:
@@ -109,7 +114,8 @@ class ActionRelayToAgent(Action):
         if chat is None:
             return []
         settings = settings_from_env()
-        polls = not agent_chat.receives_webhooks(tracker.get_latest_input_channel())
+        metadata = tracker.latest_message.get("metadata")
+        polls = not handoff.capabilities_of(metadata, tracker.sender_id, settings.signing_secret).webhook_path
         text = tracker.latest_message.get("text") or ""
         async with agent_chat.flex_client(settings) as client:
             outcome = await agent_chat.relay(
@@ -122,17 +128,15 @@ class ActionRelayToAgent(Action):
                 relay_id=tracker.latest_message.get("message_id"),
             )
         if outcome.failure:
-            say(dispatcher, domain, "utter_handoff_relay_failed")
+            say(dispatcher, domain, "utter_handoff_relay_failed", **notice("relay_failed"))
             return []
         events: List[EventType] = []
         for message in outcome.replies:
             utter_flex_message(dispatcher, chat, message)
         if outcome.closed:
-            dispatcher.utter_message(
-                text="The agent has ended the chat.", handoff=handoff.handoff_metadata("system", event="chat_closed")
-            )
-            say(dispatcher, domain, "utter_bot_back")
-            return slot_events(handoff.cleared_slots())
+            say(dispatcher, domain, "utter_handoff_agent_ended", **notice("chat_closed"))
+            say(dispatcher, domain, "utter_bot_back", **notice("bot_resumed"))
+            return slot_events(handoff.cleared_slots()) + ([] if outcome.delivered else answer_again(tracker))
         if polls:
             if not outcome.replies:
                 say(dispatcher, domain, "utter_handoff_waiting")
@@ -140,6 +144,24 @@ class ActionRelayToAgent(Action):
             if outcome.replies and tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
                 events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
         return events
+
+
+def answer_again(tracker: Tracker) -> List[EventType]:
+    """Replay the visitor's message as a new turn, so the bot answers what the closed chat could not take.
+
+    The visitor's original turn stays where it was (history shows it once); the replay is marked.
+    """
+    latest = tracker.latest_message or {}
+    return [
+        ActionExecuted("action_listen"),
+        {
+            "event": "user",
+            "text": latest.get("text"),
+            "parse_data": {key: latest.get(key) for key in ("intent", "entities", "text", "intent_ranking") if key in latest},
+            "input_channel": tracker.get_latest_input_channel(),
+            "metadata": {**(latest.get("metadata") or {}), "handoff": {"replayed": True}},
+        },
+    ]
 
 
 def utter_flex_message(dispatcher: CollectingDispatcher, chat: FlexChat, message: FlexMessage) -> None:
@@ -150,9 +172,10 @@ def utter_flex_message(dispatcher: CollectingDispatcher, chat: FlexChat, message
             handoff=handoff.handoff_metadata("system", event="flex_system", message_sid=message.sid),
         )
         return
+    body = message.body or (handoff.ATTACHMENT_TEXT if message.has_media else "")
     dispatcher.utter_message(
-        text=f"{message.author}: {message.body}",
-        handoff=handoff.handoff_metadata("agent", agent=message.author, message_sid=message.sid),
+        text=handoff.agent_text(message.author, body),
+        handoff=handoff.handoff_metadata("agent", agent=message.author, body=body, message_sid=message.sid),
     )
 
 
@@ -173,6 +196,6 @@ class ActionEndHandoff(Action):
             if not closed:
                 logger.info("Flex chat %s left open after the visitor ended it", chat.channel_sid)
             logger.info("handoff ended by the visitor: chat %s", chat.channel_sid)
-        say(dispatcher, domain, "utter_handoff_ended")
-        say(dispatcher, domain, "utter_bot_back")
+        say(dispatcher, domain, "utter_handoff_ended", **notice("visitor_left"))
+        say(dispatcher, domain, "utter_bot_back", **notice("bot_resumed"))
         return slot_events(handoff.cleared_slots())

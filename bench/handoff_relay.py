@@ -75,6 +75,13 @@ class LiveFeed:
             return self.arrivals[channel_sid][count - 1]
 
 
+def as_shown(payload: Any) -> Dict[str, Any]:
+    """A `bot_uttered` payload with its `metadata.handoff` read out: sender, event, the agent's words as `body`."""
+    if not isinstance(payload, dict):
+        return {}
+    return {**payload, **((payload.get("metadata") or {}).get("handoff") or {})}
+
+
 class BenchVisitor:
     """One website visitor: socket.io client plus what it received, with arrival times."""
 
@@ -93,7 +100,7 @@ class BenchVisitor:
         async def on_bot(data: Any) -> None:
             now = time.perf_counter()
             async with self.changed:
-                self.received.append((now, data))
+                self.received.append((now, as_shown(data)))
                 self.changed.notify_all()
 
         @self.sio.on("session_confirm")
@@ -157,7 +164,7 @@ async def bench(stack: Stack, visitors_n: int, messages: int) -> bool:
         async def hand_off(v: BenchVisitor) -> None:
             started = time.perf_counter()
             await v.say("/talk_to_agent")
-            arrived = await v.wait_for(lambda m: m.get("event") == "connecting" and m.get("handoff"))
+            arrived = await v.wait_for(lambda m: m.get("event") == "connecting")
             if arrived is None:
                 raise RuntimeError(f"visitor {v.n}: no handoff")
             handoff_times.append(arrived - started)
@@ -203,7 +210,7 @@ async def bench(stack: Stack, visitors_n: int, messages: int) -> bool:
                 text = f"agent {v.n} line {k}"
                 started = time.perf_counter()
                 await agent_api("POST", f"/agent/api/tasks/{v.task_sid}/messages", {"agent": f"agent-{v.n}", "body": text})
-                arrived = await v.wait_for(lambda m, text=text: m.get("sender") == "agent" and m.get("text") == text)
+                arrived = await v.wait_for(lambda m, text=text: m.get("sender") == "agent" and m.get("body") == text)
                 if arrived is None:
                     problems.append(f"agent line {text!r} never reached visitor {v.n}")
                     return
@@ -220,11 +227,11 @@ async def bench(stack: Stack, visitors_n: int, messages: int) -> bool:
             expected = [OPENING_MESSAGE] + [f"visitor {v.n} line {k}" for k in range(messages)]
             if customer != expected:
                 problems.append(f"visitor {v.n}: agent saw {customer}, expected {expected}")
-            agent_texts = [m["text"] for _, m in v.received if m.get("sender") == "agent"]
+            agent_texts = [m["body"] for _, m in v.received if m.get("sender") == "agent"]
             if agent_texts != [f"agent {v.n} line {k}" for k in range(messages)]:
                 problems.append(f"visitor {v.n} received agent turns {agent_texts}")
             events = (await tracker(v.session_id))["events"]
-            recorded = [e["text"] for e in events if e.get("event") == "bot"
+            recorded = [e["metadata"]["handoff"].get("body") for e in events if e.get("event") == "bot"
                         and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"]
             if recorded != [f"agent {v.n} line {k}" for k in range(messages)]:
                 problems.append(f"visitor {v.n}: tracker has agent turns {recorded}")

@@ -37,11 +37,6 @@ async def flex_client(settings: Settings) -> AsyncIterator[Client]:
         await client.http_client.close()
 
 
-def receives_webhooks(input_channel: Optional[str]) -> bool:
-    """Whether the visitor's channel is our connector (webhooks) rather than a stock one (polling)."""
-    return input_channel in handoff.CONNECTOR_CHANNELS
-
-
 async def start(
     client: Client,
     settings: Settings,
@@ -49,13 +44,13 @@ async def start(
     sender_id: str,
     events: Iterable[Any],
     slots: Mapping[str, Any],
-    input_channel: Optional[str],
+    capabilities: handoff.ChannelCapabilities,
     intent: Optional[str] = None,
 ) -> FlexChat:
     """Create the visitor's Flex chat with the bot context, scoped webhook included when the channel takes them."""
     url = None
-    if receives_webhooks(input_channel):
-        url = handoff.webhook_url(settings.public_url, input_channel, sender_id, settings.signing_secret)
+    if capabilities.webhook_path:
+        url = handoff.webhook_url(settings.public_url, capabilities.webhook_path, sender_id, settings.signing_secret)
     events = list(events)
     return await flex.start_chat(
         client,
@@ -76,6 +71,7 @@ class Relayed:
     replies: List[FlexMessage] = field(default_factory=list)
     last_index: int = -1
     closed: bool = False
+    delivered: bool = False  # the visitor's message reached the chat (a chat found closed took nothing)
     failure: Optional[str] = None
     participants: List[FlexParticipant] = field(default_factory=list)  # only when catching up
 
@@ -109,6 +105,7 @@ async def relay(
         logger.exception("relay to Flex chat %s failed unexpectedly", chat.channel_sid)
         outcome.failure = "unexpected error"
         return outcome
+    outcome.delivered = True
     if wait > 0:
         await poll(client, settings, chat, outcome, wait)
     return outcome

@@ -41,7 +41,7 @@ CONVERSATION_FILTERS = [
     "onParticipantAdded",
     "onParticipantRemoved",
 ]
-CHANNEL_FILTERS = ["onMessageSent", "onChannelUpdated", "onMemberAdded", "onMemberRemoved"]
+CHANNEL_FILTERS = ["onMessageSent", "onMediaMessageSent", "onChannelUpdated", "onMemberAdded", "onMemberRemoved"]
 
 # How Twilio labels the web chat address configuration (not documented consistently).
 WEBCHAT_ADDRESS_TYPES = ("web", "webchat", "chat")
@@ -89,6 +89,7 @@ class FlexMessage:
     body: str
     date_created: Optional[str] = None
     relay_id: Optional[str] = None
+    has_media: bool = False
 
 
 async def call(
@@ -375,6 +376,9 @@ async def post_visitor_message(
             x_twilio_webhook_enabled="true", from_=chat.identity, body=body, attributes=attributes
         ))
 
+    if chat.mode != CONVERSATIONS and await chat_is_closed(client, settings, chat):
+        # Programmable Chat takes messages into an INACTIVE channel, where no agent reads them any more.
+        raise ChatClosed("the chat channel is inactive")
     try:
         return await call(f"post {chat.mode} message", post, settings, creates=True, landed=landed)
     except FlexError as e:
@@ -436,11 +440,15 @@ async def _recent_messages(client: Client, settings: Settings, chat: FlexChat, l
 
 
 def _conversation_message(m: Any) -> FlexMessage:
-    return FlexMessage(m.sid, int(m.index or 0), m.author or "", m.body or "", _iso(m.date_created), _relay_id(m.attributes))
+    return FlexMessage(
+        m.sid, int(m.index or 0), m.author or "", m.body or "", _iso(m.date_created), _relay_id(m.attributes), bool(m.media)
+    )
 
 
 def _chat_message(m: Any) -> FlexMessage:
-    return FlexMessage(m.sid, int(m.index or 0), m._from or "", m.body or "", _iso(m.date_created), _relay_id(m.attributes))
+    return FlexMessage(
+        m.sid, int(m.index or 0), m._from or "", m.body or "", _iso(m.date_created), _relay_id(m.attributes), bool(m.media)
+    )
 
 
 def _relay_id(attributes: Optional[str]) -> Optional[str]:

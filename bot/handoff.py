@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 from urllib.parse import quote
@@ -42,8 +43,10 @@ _PRIVATE_SLOTS = {"session_started_metadata", "requested_slot"}
 DEFAULT_VISITOR_NAME = "Website visitor"
 WEBHOOK_ROUTE = "flex"
 
-# The channels that receive Flex webhooks themselves; any other channel polls Flex.
-CONNECTOR_CHANNELS = ("handoff_socketio", "handoff_rest")
+# Message metadata our connectors stamp (overriding any client-sent value): what the channel can do.
+CAPABILITIES_KEY = "handoff_connector"
+# Message metadata a front end sends to ask for the Flex chat details and a Twilio access token.
+TOKEN_REQUEST_KEY = "handoff_access_token"
 
 
 def _as_dict(event: Any) -> Dict[str, Any]:
@@ -54,6 +57,53 @@ def _iso(timestamp: Optional[float]) -> Optional[str]:
     if timestamp is None:
         return None
     return datetime.fromtimestamp(float(timestamp), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ChannelCapabilities:
+    """What the visitor's input channel can do, as its connector declared it in the message metadata.
+
+    Stock channels (`rasa shell`, Rasa's `rest`, `socketio`, `twilio`, Slack...) declare
+    nothing: they get no webhooks (the handoff actions poll Flex) and no access token
+    (they would show it as text or fail on it).
+    """
+
+    webhook_path: Optional[str] = None  # where Flex posts this chat's events, under PUBLIC_URL
+    access_token: bool = False  # the client asked for the token and the channel can carry it
+
+
+def _capabilities_mac(sender_id: str, webhook_path: str, access_token: bool, secret: str) -> str:
+    message = f"capabilities:{sender_id}:{webhook_path}:{int(access_token)}"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def declare_capabilities(metadata: Any, webhook_path: str, sender_id: str, secret: str) -> Dict[str, Any]:
+    """Message metadata with our connector's capabilities stamped in, replacing whatever the client sent there.
+
+    The stamp is signed with the handoff secret: Rasa's own channels pass client metadata
+    through untouched, so an unsigned claim could be forged by any visitor of those.
+    """
+    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
+    wants_token = metadata.get(TOKEN_REQUEST_KEY) is True
+    metadata[CAPABILITIES_KEY] = {
+        "webhook_path": webhook_path,
+        "access_token": wants_token,
+        "signature": _capabilities_mac(sender_id, webhook_path, wants_token, secret),
+    }
+    return metadata
+
+
+def capabilities_of(metadata: Optional[Mapping[str, Any]], sender_id: str, secret: str) -> ChannelCapabilities:
+    """The capabilities our connector declared for this message (none for stock channels or forged claims)."""
+    found = (metadata or {}).get(CAPABILITIES_KEY)
+    if not isinstance(found, Mapping):
+        return ChannelCapabilities()
+    path, token, signature = found.get("webhook_path"), found.get("access_token") is True, found.get("signature")
+    if not isinstance(path, str) or not path.startswith("/webhooks/") or not isinstance(signature, str):
+        return ChannelCapabilities()
+    if not hmac.compare_digest(signature, _capabilities_mac(sender_id, path, token, secret)):
+        return ChannelCapabilities()
+    return ChannelCapabilities(webhook_path=path, access_token=token)
 
 
 def is_active(slots: Mapping[str, Any]) -> bool:
@@ -90,9 +140,9 @@ def sender_from_webhook_token(token: str, secret: str) -> Optional[str]:
         return None
 
 
-def webhook_url(public_url: str, channel: str, sender_id: str, secret: str) -> str:
+def webhook_url(public_url: str, webhook_path: str, sender_id: str, secret: str) -> str:
     """Where Flex posts this conversation's events: the channel's route plus the opaque token."""
-    return f"{public_url.rstrip('/')}/webhooks/{channel}/{WEBHOOK_ROUTE}?c={quote(webhook_token(sender_id, secret))}"
+    return f"{public_url.rstrip('/')}{webhook_path}?c={quote(webhook_token(sender_id, secret))}"
 
 
 def transcript(events: Iterable[Any]) -> List[Dict[str, Any]]:
@@ -134,6 +184,15 @@ def shared_slots(slots: Mapping[str, Any]) -> Dict[str, Any]:
         for name, value in slots.items()
         if value is not None and not name.startswith("handoff_") and name not in _PRIVATE_SLOTS
     }
+
+
+# Stands in for an agent's file in a chat that shows text only (attachments are not relayed yet).
+ATTACHMENT_TEXT = "(sent an attachment this chat cannot show)"
+
+
+def agent_text(agent: str, body: str) -> str:
+    """How an agent's message reads in a plain widget or a terminal: "Alice: Hello"."""
+    return f"{agent}: {body}" if agent else body
 
 
 def visitor_name(slots: Mapping[str, Any]) -> str:

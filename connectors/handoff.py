@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, AsyncContextManager, Awaitable, Callable, Dict, Iterable, List, Mapping, Optional, Text, Tuple
+from urllib.parse import parse_qs
 
 import aiohttp
 from rasa.core.agent import Agent
-from rasa.core.channels.channel import UserMessage
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage, decode_bearer_token
 from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint, response
-from sanic.request import Request
+from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
@@ -28,6 +29,7 @@ from bot import agent_chat, flex, handoff
 from bot.flex import FlexChat, FlexMessage
 from bot.settings import Settings, settings_from_env
 from bot.twilio_http import twilio_client
+from connectors import payloads
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +45,7 @@ DEFAULT_TEXTS = {
     "bot_resumed": "You're back with the bot. How else can I help?",
 }
 
-MESSAGE_EVENTS = {"onMessageAdded", "onMessageSent"}
+MESSAGE_EVENTS = {"onMessageAdded", "onMessageSent", "onMediaMessageSent"}
 JOIN_EVENTS = {"onParticipantAdded", "onMemberAdded"}
 LEAVE_EVENTS = {"onParticipantRemoved", "onMemberRemoved"}
 ECHO_EVENTS = MESSAGE_EVENTS | JOIN_EVENTS | LEAVE_EVENTS  # ignored when the visitor caused them
@@ -52,78 +54,11 @@ ECHO_EVENTS = MESSAGE_EVENTS | JOIN_EVENTS | LEAVE_EVENTS  # ignored when the vi
 # as a second of lag whenever a visitor message and a webhook of the same chat meet).
 LOCK_POLL_SECONDS = 0.05
 
-# What a bot turn may carry besides text (BotUttered `data`), passed on as Rasa's outputs do.
-BOT_CONTENT_KEYS = ("buttons", "quick_replies", "image", "attachment", "elements", "custom")
+# Longer ids are no conversation of ours (Rasa's are 32 hex digits; clients may choose their own).
+MAX_SENDER_ID = 256
 
 # Delivers visitor-facing payloads for one conversation (socket room emit; REST: nothing).
 Deliver = Callable[[Text, List[Dict[Text, Any]]], Awaitable[None]]
-
-
-def system_payload(event: Text, text: Text, **extra: Any) -> Dict[Text, Any]:
-    """A short system notice for the visitor (agent joined/left, chat closed, ...)."""
-    return {"text": text, "sender": "system", "event": event, **extra}
-
-
-def agent_payload(text: Text, agent: Text, message_sid: Text, timestamp: Optional[Text]) -> Dict[Text, Any]:
-    """An agent's message for the visitor; `text` keeps plain Rasa widgets working."""
-    return {"text": text, "sender": "agent", "agent": {"name": agent}, "message_sid": message_sid, "timestamp": timestamp}
-
-
-def payload_from_bot_event(event: Mapping[Text, Any], buttons_as: Text = "buttons") -> Dict[Text, Any]:
-    """A recorded bot turn as the visitor channel shows it (live notices, history, REST polling).
-
-    `buttons_as="quick_replies"` gives buttons the shape Rasa's socket.io output sends.
-    """
-    meta = (event.get("metadata") or {}).get("handoff") or {}
-    role = meta.get("role")
-    text = event.get("text") or ""
-    if role == "agent":
-        return agent_payload(text, meta.get("agent", ""), meta.get("message_sid", ""), meta.get("timestamp"))
-    timestamp = event.get("timestamp")
-    if role == "system":
-        extra: Dict[Text, Any] = {"agent": {"name": meta["agent"]}} if meta.get("agent") else {}
-        return system_payload(meta.get("event", ""), text, timestamp=timestamp, **extra)
-    data = event.get("data") or {}
-    token = (data.get("custom") or {}).get("handoff") if isinstance(data.get("custom"), dict) else None
-    if isinstance(token, dict) and not text:
-        return system_payload(token.get("event", "connecting"), "", handoff=token, timestamp=timestamp)
-    payload: Dict[Text, Any] = {"text": text, "sender": "bot", "timestamp": timestamp}
-    for key in BOT_CONTENT_KEYS:
-        if data.get(key):
-            payload[key] = data[key]
-    if buttons_as == "quick_replies" and payload.get("buttons"):
-        payload["quick_replies"] = [
-            {"content_type": "text", "title": b.get("title"), "payload": b.get("payload")} for b in payload.pop("buttons")
-        ]
-    return payload
-
-
-def visitor_payload(event: Mapping[Text, Any]) -> Dict[Text, Any]:
-    """A recorded visitor turn (relayed to the agent or not) as history shows it."""
-    return {"sender": "visitor", "text": event.get("text") or "", "timestamp": event.get("timestamp")}
-
-
-def conversation_payloads(
-    events: Iterable[Mapping[Text, Any]], buttons_as: Text = "buttons", start: int = 0
-) -> List[Tuple[int, Dict[Text, Any]]]:
-    """Visitor, bot, agent and system turns from event `start` on, with their event index: what history endpoints return."""
-    found: List[Tuple[int, Dict[Text, Any]]] = []
-    for index, event in enumerate(events):
-        if index < start:
-            continue
-        kind = event.get("event")
-        if kind == "user" and (event.get("text") or "").strip():
-            found.append((index, visitor_payload(event)))
-        elif kind == "bot":
-            payload = payload_from_bot_event(event, buttons_as)
-            if _has_content(payload):
-                found.append((index, payload))
-    return found
-
-
-def _has_content(payload: Mapping[Text, Any]) -> bool:
-    """Agent and system turns always count; a bot turn needs text or something to render."""
-    return payload.get("sender") != "bot" or bool(payload.get("text")) or any(key in payload for key in BOT_CONTENT_KEYS)
 
 
 def started_on(tracker: DialogueStateTracker, channel: Text) -> bool:
@@ -131,9 +66,48 @@ def started_on(tracker: DialogueStateTracker, channel: Text) -> bool:
     return any(isinstance(event, UserUttered) and event.input_channel == channel for event in tracker.events)
 
 
+def visitor_message(
+    channel: InputChannel, text: Optional[Text], output: OutputChannel, sender_id: Text, metadata: Any, secret: Text
+) -> UserMessage:
+    """A visitor's message as our connectors pass it on, with the channel's capabilities stamped in its metadata.
+
+    The handoff actions read them to decide webhooks or polling and whether to send the
+    access token, so a subclassed or renamed connector keeps working and a client cannot
+    claim capabilities for a channel that has none (the stamp is signed with `secret`).
+    """
+    webhook_path = f"/webhooks/{channel.url_prefix()}/{handoff.WEBHOOK_ROUTE}"
+    return UserMessage(
+        text, output, sender_id, input_channel=channel.name(),
+        metadata=handoff.declare_capabilities(metadata, webhook_path, sender_id, secret),
+    )
+
+
+def may_read_history(request: Request, sender_id: Text, jwt_key: Optional[Text], jwt_algorithm: Optional[Text]) -> bool:
+    """Whether the request may read this conversation's history.
+
+    Without `jwt_key`, whoever holds the conversation id (as with Rasa's own channels). With
+    it, a bearer token signed with that key, for this conversation or an admin, the way Rasa's
+    HTTP API reads its tokens: `{"user": {"username": <conversation id>}}` or `{"user": {"role": "admin"}}`.
+    """
+    if not jwt_key:
+        return True
+    bearer = request.headers.get("Authorization", "")
+    claims = decode_bearer_token(bearer, jwt_key, jwt_algorithm or "HS256") if bearer.startswith("Bearer ") else None
+    user = (claims or {}).get("user") if isinstance(claims, dict) else None
+    if not isinstance(user, dict):
+        return False
+    return user.get("role") == "admin" or (user.get("username") == sender_id and bool(sender_id))
+
+
 def conversation_lock(agent: Agent, sender_id: Text) -> AsyncContextManager[Any]:
     """Rasa's lock store lock for one conversation, polled often: relays and webhooks are short."""
     return agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_POLL_SECONDS)
+
+
+def _visitor_payloads(event: Event) -> List[Dict[Text, Any]]:
+    """What the visitor is shown for a recorded event (agent and system turns only)."""
+    turn = payloads.from_bot_event(event.as_dict()) if isinstance(event, BotUttered) else None
+    return [turn] if turn else []
 
 
 def _system_event(event: Text, text: Text, key: Optional[Text] = None, agent: Optional[Text] = None, **extra: Any) -> BotUttered:
@@ -156,6 +130,20 @@ def agents_recorded_in(events: Iterable[Event], chat: FlexChat) -> Dict[Text, Te
     return agents
 
 
+def webhook_params(body: bytes) -> Optional[RequestParameters]:
+    """The form parameters exactly as Twilio sent them, blank values kept (None: not a form body).
+
+    Twilio signs every parameter it posts, empty ones included (a Programmable Chat media
+    message's `Body=`, any attribute a client set to ""). Sanic's `request.form` drops blank
+    values, so a signature checked over it fails for exactly those webhooks.
+    """
+    try:
+        text = body.decode("utf-8")
+        return RequestParameters(parse_qs(text, keep_blank_values=True, strict_parsing=bool(text)))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 @dataclass
 class FlexEvent:
     """The fields of a Flex webhook that matter here, for both APIs."""
@@ -170,6 +158,7 @@ class FlexEvent:
     identity: Optional[Text]
     participant_sid: Optional[Text]
     closed: bool
+    has_media: bool = False
 
     @classmethod
     def from_form(cls, form: Mapping[Text, Text]) -> "FlexEvent":
@@ -190,13 +179,14 @@ class FlexEvent:
             identity=form.get("Identity"),
             participant_sid=form.get("ParticipantSid") or form.get("MemberSid"),
             closed=closed,
+            has_media=bool(form.get("MediaSid")) or form.get("Media") not in (None, "", "null", "[]"),
         )
 
     @classmethod
     def from_message(cls, chat: FlexChat, message: FlexMessage) -> "FlexEvent":
         """A message found by listing the chat, as its `onMessageAdded` webhook would have said it."""
         return cls("onMessageAdded", chat.channel_sid, message.sid, message.author, message.body, message.index,
-                   message.date_created, None, None, False)
+                   message.date_created, None, None, False, has_media=message.has_media)
 
     @classmethod
     def participant(cls, chat: FlexChat, joined: bool, sid: Text, identity: Text) -> "FlexEvent":
@@ -211,6 +201,17 @@ class FlexEvent:
     def chat_closed(cls, chat: FlexChat) -> "FlexEvent":
         """The chat found closed, as its state-change webhook would have said it."""
         return cls("onConversationStateUpdated", chat.channel_sid, None, None, "", None, None, None, None, True)
+
+
+@dataclass
+class Relay:
+    """What became of a visitor message: `notices` to show now; `to_bot` when the bot must answer it."""
+
+    notices: List[Dict[Text, Any]] = field(default_factory=list)
+    to_bot: bool = False
+
+
+NOT_HANDED_OFF = Relay(to_bot=True)
 
 
 class Handoff:
@@ -242,51 +243,52 @@ class Handoff:
         )
         return events
 
-    async def relay_visitor_message(self, agent: Agent, message: UserMessage) -> Optional[List[Dict[Text, Any]]]:
-        """Relay a visitor message when the conversation is handed off; None means 'not handed off'.
+    async def relay_visitor_message(self, agent: Agent, message: UserMessage) -> Relay:
+        """Relay a visitor message when the conversation is handed off.
 
-        Returns the payloads the visitor should see now (nothing on success, a notice on failure).
-        `/end_chat` is left to the bot (HandoffPolicy runs `action_end_handoff`).
+        `to_bot` means the bot answers it: the conversation is not handed off, the visitor
+        asked to end the chat (`HandoffPolicy` runs `action_end_handoff`), or the relay found
+        the chat closed (after the notices, the message is a normal bot turn: nothing is dropped).
         """
         if not agent.is_ready() or handoff.is_end_chat(message.text):
-            return None
+            return NOT_HANDED_OFF
         async with conversation_lock(agent, message.sender_id):
             tracker = await agent.tracker_store.retrieve(message.sender_id)
             if tracker is None:
-                return None
+                return NOT_HANDED_OFF
             slots = tracker.current_slot_values()
             chat = handoff.chat_from_slots(slots)
             if chat is None:
-                return None
+                return NOT_HANDED_OFF
             if not (message.text or "").strip():
-                return []  # nothing to relay (e.g. a metadata-only event)
-            tracker.update(
-                UserUttered(
-                    message.text,
-                    intent={"name": RELAYED_INTENT, "confidence": 1.0},
-                    input_channel=message.input_channel,
-                    message_id=message.message_id,
-                    metadata={**(message.metadata or {}), "handoff": {"relayed_to": chat.channel_sid}},
-                ),
-                agent.domain,
-            )
+                return Relay()  # nothing to relay (e.g. a metadata-only event)
             outcome = await agent_chat.relay(
                 self.client, self.settings, chat, message.text or "", handoff.last_index(slots), relay_id=message.message_id
             )
+            relay = Relay()
             events: List[Event] = []
-            payloads: List[Dict[Text, Any]] = []
             if outcome.closed:
-                logger.info("relay found Flex chat %s closed; bot resumes", chat.channel_sid)
+                logger.info("relay found Flex chat %s closed; bot resumes and answers", chat.channel_sid)
                 events = self._resume_bot(agent, "chat_closed", None)
-            elif outcome.failure:
-                logger.info("relay to Flex chat %s failed; visitor told", chat.channel_sid)
-                events = [_system_event("relay_failed", DEFAULT_TEXTS["relay_failed"])]
+                relay.to_bot = True
+            else:
+                events.append(
+                    UserUttered(
+                        message.text,
+                        intent={"name": RELAYED_INTENT, "confidence": 1.0},
+                        input_channel=message.input_channel,
+                        message_id=message.message_id,
+                        metadata={**(message.metadata or {}), "handoff": {"relayed_to": chat.channel_sid}},
+                    )
+                )
+                if outcome.failure:
+                    logger.info("relay to Flex chat %s failed; visitor told", chat.channel_sid)
+                    events.append(_system_event("relay_failed", DEFAULT_TEXTS["relay_failed"]))
             for event in events:
                 tracker.update(event, agent.domain)
-                if isinstance(event, BotUttered):
-                    payloads.append(payload_from_bot_event(event.as_dict()))
+                relay.notices += _visitor_payloads(event)
             await agent.tracker_store.save(tracker)
-        return payloads
+        return relay
 
     async def apply_flex_event(self, agent: Agent, sender_id: Text, event: FlexEvent) -> List[Dict[Text, Any]]:
         """Record a Flex webhook event in the tracker; returns what the visitor should be shown."""
@@ -345,12 +347,22 @@ class Handoff:
             logger.info("caught up %d missed turn(s) from Flex chat %s", len(payloads), chat.channel_sid)
         return payloads
 
-    async def history(self, agent: Agent, sender_id: Text, channel: Text) -> Optional[List[Dict[Text, Any]]]:
-        """The conversation's turns for a visitor of `channel`; None when there is no such conversation."""
+    async def history(
+        self, agent: Agent, sender_id: Text, channel: Text, buttons_as: Text, since: int = 0
+    ) -> Optional[Tuple[List[Dict[Text, Any]], int]]:
+        """The conversation's turns from event `since` on and the next `since`, for a visitor of `channel`.
+
+        None when there is no such conversation on this channel: conversation ids of other
+        channels (`default` for `rasa shell`, phone numbers, ...) are guessable and stay private.
+        Both channels' history routes use this, so what they reveal cannot drift apart.
+        """
+        if not sender_id or len(sender_id) > MAX_SENDER_ID:
+            return None
         tracker = await agent.tracker_store.retrieve_full_tracker(sender_id)
         if tracker is None or not started_on(tracker, channel):
             return None
-        return [payload for _, payload in conversation_payloads((e.as_dict() for e in tracker.events), "quick_replies")]
+        events = [event.as_dict() for event in tracker.events]
+        return payloads.history(events, buttons_as, start=since), len(events)
 
     def _record(
         self, agent: Agent, tracker: DialogueStateTracker, chat: FlexChat, flex_events: List[FlexEvent]
@@ -363,8 +375,7 @@ class Handoff:
                 break
             for new in self._events_for(agent, tracker, chat, slots, flex_event):
                 tracker.update(new, agent.domain)
-                if isinstance(new, BotUttered):
-                    payloads.append(payload_from_bot_event(new.as_dict()))
+                payloads += _visitor_payloads(new)
         return payloads
 
     def _events_for(
@@ -375,11 +386,15 @@ class Handoff:
         if event.type in MESSAGE_EVENTS:
             if is_visitor or not event.message_sid or event.message_sid in seen:
                 return []
+            body = event.body or (handoff.ATTACHMENT_TEXT if event.has_media else "")
+            if not body.strip():
+                return []  # nothing a visitor could be shown
+            author = event.author or ""
             events: List[Event] = [
                 BotUttered(
-                    event.body,
+                    handoff.agent_text(author, body),
                     metadata=handoff.handoff_metadata(
-                        "agent", agent=event.author, message_sid=event.message_sid, timestamp=event.timestamp
+                        "agent", agent=author, body=body, message_sid=event.message_sid, timestamp=event.timestamp
                     ),
                 )
             ]
@@ -446,7 +461,9 @@ class Handoff:
         @blueprint.route(f"/{handoff.WEBHOOK_ROUTE}", methods=["POST"], name=f"{blueprint.name}_flex")
         async def flex_webhook(request: Request) -> HTTPResponse:
             signature = request.headers.get("X-Twilio-Signature", "")
-            form = request.form or {}
+            form = webhook_params(request.body)
+            if form is None:
+                return response.text("expected a form-encoded body", status=400)
             if not signature or not self.validator.validate(self.public_url_of(request), form, signature):
                 logger.warning("Flex webhook with a missing or invalid signature rejected")
                 return response.text("invalid signature", status=403)

@@ -1,10 +1,12 @@
 """REST channel with Flex handoff: Rasa's `rest` request/response, plus a history endpoint.
 
 `POST /webhooks/handoff_rest/webhook` takes `{"sender", "message", "metadata"}` and answers
-with the messages for this turn, as Rasa's `rest` does. Agent messages arrive later, so
-clients poll `GET /webhooks/handoff_rest/messages?sender=<id>&since=<n>`, which reads the
-tracker: `{"messages": [...], "next": <n>}` with visitor, bot, agent and system turns (pass
-`next` as `since` on the next call).
+with the messages for this turn, as Rasa's `rest` does (`{recipient_id, text}`, `buttons`,
+`image`, `custom`); agent and system turns are text messages with the handoff under `metadata`.
+Agent messages arrive later, so clients poll
+`GET /webhooks/handoff_rest/messages?sender=<id>&since=<n>`: `{"messages": [...], "next": <n>}`
+with visitor, bot, agent and system turns of conversations started on this channel (pass
+`next` as `since` on the next call). With `jwt_key` set, both need a bearer token for the sender.
 """
 
 from __future__ import annotations
@@ -17,26 +19,24 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from connectors.handoff import Handoff, conversation_payloads
+from connectors import payloads
+from connectors.handoff import Handoff, may_read_history, visitor_message
 
 logger = logging.getLogger(__name__)
 
 
 class RestOutput(CollectingOutputChannel):
-    """Collects the turn's messages; handoff payloads (token, notices) are kept as they are."""
+    """Collects the turn's messages as Rasa's `rest` does; handoff turns carry `metadata.handoff`."""
 
     @classmethod
     def name(cls) -> Text:
         return "handoff_rest"
 
-    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        details = json_message.get("handoff")
-        if isinstance(details, dict):
-            self.messages.append(
-                {"recipient_id": recipient_id, "text": "", "sender": "system", "event": details.get("event"), "handoff": details}
-            )
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        if not payloads.is_handoff_message(message):
+            await super().send_response(recipient_id, message)
             return
-        await super().send_custom_json(recipient_id, json_message, **kwargs)
+        self.messages.append({"recipient_id": recipient_id, **payloads.from_bot_message(message)})
 
 
 class RestInput(InputChannel):
@@ -48,14 +48,22 @@ class RestInput(InputChannel):
 
     @classmethod
     def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
-        return cls()
+        credentials = credentials or {}
+        return cls(jwt_key=credentials.get("jwt_key"), jwt_method=credentials.get("jwt_method", "HS256"))
 
-    def __init__(self, handoff: Optional[Handoff] = None) -> None:
+    def __init__(self, handoff: Optional[Handoff] = None, jwt_key: Optional[Text] = None, jwt_method: Text = "HS256") -> None:
         self.handoff = handoff or Handoff()
+        self.jwt_key = jwt_key
+        self.jwt_algorithm = jwt_method
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Message, history and Flex webhook routes."""
-        webhook = Blueprint("handoff_rest_webhook", __name__)
+        webhook = Blueprint(f"{self.name()}_webhook", __name__)
+
+        def refused(request: Request, sender_id: Text) -> Optional[HTTPResponse]:
+            if may_read_history(request, sender_id, self.jwt_key, self.jwt_algorithm):
+                return None
+            return response.json({"error": "a bearer token for this sender is required"}, status=401)
 
         @webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -63,33 +71,44 @@ class RestInput(InputChannel):
 
         @webhook.route("/webhook", methods=["POST"])
         async def receive(request: Request) -> HTTPResponse:
-            body = request.json or {}
+            body = request.json if isinstance(request.json, dict) else {}
             sender_id = body.get("sender")
-            if not sender_id:
+            if not sender_id or not isinstance(sender_id, (str, int)):
                 return response.json({"error": "sender is required"}, status=400)
+            sender_id = str(sender_id)
+            denied = refused(request, sender_id)
+            if denied is not None:
+                return denied
+            text = body.get("message")
+            if text is not None and not isinstance(text, str):
+                return response.json({"error": "message must be a string"}, status=400)
             collector = RestOutput()
-            message = UserMessage(
-                body.get("message"), collector, str(sender_id), input_channel=self.name(), metadata=body.get("metadata")
+            message = visitor_message(
+                self, text, collector, sender_id, body.get("metadata"), self.handoff.settings.signing_secret
             )
-            notices = await self.handoff.relay_visitor_message(request.app.ctx.agent, message)
-            if notices is None:
+            relay = await self.handoff.relay_visitor_message(request.app.ctx.agent, message)
+            notices = [{"recipient_id": sender_id, **notice} for notice in relay.notices]
+            if relay.to_bot:
                 await on_new_message(message)
-                return response.json(collector.messages)
-            return response.json([{"recipient_id": sender_id, **notice} for notice in notices])
+            return response.json(notices + collector.messages)
 
         @webhook.route("/messages", methods=["GET"])
         async def messages(request: Request) -> HTTPResponse:
             sender_id = request.args.get("sender")
             if not sender_id:
                 return response.json({"error": "sender is required"}, status=400)
+            denied = refused(request, sender_id)
+            if denied is not None:
+                return denied
             try:
                 since = max(0, int(request.args.get("since", "0")))
             except ValueError:
                 return response.json({"error": "since must be an integer"}, status=400)
-            tracker = await request.app.ctx.agent.tracker_store.retrieve_full_tracker(sender_id)
-            events: List[Dict[Text, Any]] = [event.as_dict() for event in tracker.events] if tracker else []
-            found = [{"index": i, **payload} for i, payload in conversation_payloads(events, start=since)]
-            return response.json({"messages": found, "next": len(events)})
+            found = await self.handoff.history(request.app.ctx.agent, sender_id, self.name(), "buttons", since)
+            if found is None:
+                return response.json({"error": "no conversation of this channel has that sender"}, status=404)
+            entries, next_since = found
+            return response.json({"messages": entries, "next": next_since}, headers={"Cache-Control": "no-store"})
 
         async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
             # REST visitors read agent turns from /messages; the tracker already has them.

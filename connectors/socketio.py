@@ -1,10 +1,11 @@
 """Socket.io channel with Flex handoff: Rasa's socket.io protocol, plus agent and system turns.
 
-Same events as Rasa's `socketio` channel (`session_request`/`session_confirm`,
-`user_uttered`, `bot_uttered`), so Rasa widgets keep working. While a conversation is
-handed off, visitor messages go to the Flex agent and the agent's messages arrive as
-`bot_uttered` with `"sender": "agent"`; notices have `"sender": "system"` and an `event`.
-Every payload has `text`. With `REDIS_URL` set, emits reach visitors on any replica.
+Same events and payload shapes as Rasa's `socketio` channel (`session_request`/`session_confirm`,
+`user_uttered`, `bot_uttered` with `{text}`, `{text, quick_replies}`, `{attachment}`), so Rasa
+widgets keep working. While a conversation is handed off, visitor messages go to the Flex
+agent; the agent's messages arrive as `{"text": "Alice: ...", "metadata": {"handoff": {...}}}`
+and notices as `{"text": ..., "metadata": {"handoff": {"sender": "system", "event": ...}}}`
+(connectors/payloads.py). With `REDIS_URL` set, emits reach visitors on any replica.
 `GET /webhooks/handoff_socketio/history/<session_id>` returns the conversation for the widget.
 With the Flex sandbox, the agent's typing reaches the visitor as `agent_typing` (connectors/agent_typing.py).
 """
@@ -26,17 +27,14 @@ from sanic.response import HTTPResponse
 from socketio import AsyncRedisManager, AsyncServer
 
 from bot import sanic_compat
+from connectors import payloads
 from connectors.agent_typing import AgentTypingFeed, join_channel_room
-from connectors.handoff import Handoff
+from connectors.handoff import Handoff, may_read_history, visitor_message
 
 # Rasa's server is Sanic 21.12: its websockets need this on Python 3.11 (see bot/sanic_compat.py).
 sanic_compat.apply()
 
 logger = logging.getLogger(__name__)
-
-# Longer ids are no session of ours (Rasa's are 32 hex digits; clients may choose their own).
-MAX_SESSION_ID = 256
-
 
 class SocketIOOutput(RasaSocketIOOutput):
     """Rasa's socket.io output, plus handoff payloads (token, agent and system turns)."""
@@ -50,17 +48,16 @@ class SocketIOOutput(RasaSocketIOOutput):
         for payload in payloads:
             await self._send_message(recipient_id, payload)
 
-    async def send_custom_json(self, recipient_id: Text, json_message: Dict[Text, Any], **kwargs: Any) -> None:
-        """The handoff token goes out as a system `bot_uttered`; other custom JSON as in Rasa."""
-        details = json_message.get("handoff")
-        if isinstance(details, dict):
-            payload = {"text": "", "sender": "system", "event": details.get("event", "connecting"), "handoff": details}
-            await self._send_message(recipient_id, payload)
-            if details.get("channel_sid"):
-                # This replica handled the visitor's request, so it holds their sockets.
-                join_channel_room(self.sio, recipient_id, details["channel_sid"])
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        """Handoff turns as one text payload with `metadata.handoff`; every other turn exactly as Rasa sends it."""
+        if not payloads.is_handoff_message(message):
+            await super().send_response(recipient_id, message)
             return
-        await super().send_custom_json(recipient_id, json_message, **kwargs)
+        await self._send_message(recipient_id, payloads.from_bot_message(message))
+        handoff = payloads.handoff_of(message)
+        if handoff.get("event") == "connecting" and handoff.get("channel_sid"):
+            # This replica handled the visitor's request, so it holds their sockets.
+            join_channel_room(self.sio, recipient_id, handoff["channel_sid"])
 
 
 def is_typing(data: Dict[Text, Any]) -> bool:
@@ -140,7 +137,7 @@ class SocketIOInput(InputChannel):
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Socket.io endpoint, health check and Flex webhook route."""
         sio = self._server()
-        socketio_webhook = _AppBlueprint(sio, self.socketio_path, "handoff_socketio_webhook", __name__)
+        socketio_webhook = _AppBlueprint(sio, self.socketio_path, f"{self.name()}_webhook", __name__)
         self.sio = sio
         output = SocketIOOutput(sio, self.bot_message_evt)
 
@@ -158,17 +155,19 @@ class SocketIOInput(InputChannel):
                 await deliver(session_id, payloads)
             return bool(payloads)
 
-        @socketio_webhook.route("/history/<session_id>", methods=["GET"], name="handoff_socketio_history")
+        @socketio_webhook.route("/history/<session_id>", methods=["GET"], name=f"{self.name()}_history")
         async def history(request: Request, session_id: Text) -> HTTPResponse:
-            """The session's turns for the widget (reload, reconnect); the session id is the only key."""
+            """The session's turns for the widget (reload, reconnect): the session id is the key, plus a JWT with `jwt_key`."""
             agent = request.app.ctx.agent
             headers = {"Cache-Control": "no-store"}
-            messages = await self.handoff.history(agent, session_id, self.name()) if len(session_id) <= MAX_SESSION_ID else None
-            if messages is None:
+            if not may_read_history(request, session_id, self.jwt_key, self.jwt_algorithm):
+                return response.json({"error": "a bearer token for this conversation is required"}, status=401, headers=headers)
+            found = await self.handoff.history(agent, session_id, self.name(), "quick_replies")
+            if found is None:
                 return response.json({"session_id": session_id, "messages": []}, status=404, headers=headers)
             if await catch_up(agent, session_id):
-                messages = await self.handoff.history(agent, session_id, self.name()) or messages
-            return response.json({"session_id": session_id, "messages": messages}, headers=headers)
+                found = await self.handoff.history(agent, session_id, self.name(), "quick_replies") or found
+            return response.json({"session_id": session_id, "messages": found[0]}, headers=headers)
 
         self.handoff.add_webhook_route(socketio_webhook, deliver)
         self.handoff.add_shutdown(socketio_webhook)
@@ -219,21 +218,26 @@ class SocketIOInput(InputChannel):
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
         async def handle_message(sid: Text, data: Dict) -> None:
-            sender_id = sender_of(sid, data or {})
+            if not isinstance(data, dict):
+                return
+            sender_id = sender_of(sid, data)
             if sender_id is None:
                 return
             metadata = data.get(self.metadata_key) or {}
             if isinstance(metadata, str):
-                metadata = json.loads(metadata)
-            message = UserMessage(
-                data.get("message", ""), output, sender_id, input_channel=self.name(), metadata=metadata
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    metadata = {}
+            message = visitor_message(
+                self, data.get("message", ""), output, sender_id, metadata, self.handoff.settings.signing_secret
             )
             agent = socketio_webhook.ctx.app.ctx.agent
-            notices = await self.handoff.relay_visitor_message(agent, message)
-            if notices is None:
+            relay = await self.handoff.relay_visitor_message(agent, message)
+            if relay.notices:
+                await output.send_payloads(sender_id, relay.notices)
+            if relay.to_bot:
                 await on_new_message(message)
-            elif notices:
-                await output.send_payloads(sender_id, notices)
 
         @sio.on("visitor_typing", namespace=self.namespace)
         async def visitor_typing(sid: Text, data: Optional[Dict]) -> None:

@@ -60,6 +60,20 @@ class Conversations:
             self.path.write_text(json.dumps(self.data))
 
 
+def on_the_wire(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """A test's {sender, text, agent, event, message_sid, timestamp} as the connector sends it."""
+    sender = payload.get("sender", "bot")
+    if sender not in ("agent", "system"):
+        return {k: v for k, v in payload.items() if k != "sender"}
+    handoff = {k: v for k, v in payload.items() if k not in ("text", "sender") and v is not None}
+    handoff["sender"] = sender
+    text = str(payload.get("text", ""))
+    if sender == "agent":
+        handoff["body"] = text
+        text = f"{(payload.get('agent') or {}).get('name', 'Agent')}: {text}"
+    return {"text": text, "metadata": {"handoff": handoff}}
+
+
 def create_app(state_path: Optional[Path]) -> Sanic:
     sanic_compat.apply()
     app = Sanic("fake_rasa")
@@ -67,13 +81,15 @@ def create_app(state_path: Optional[Path]) -> Sanic:
     sio.attach(app, "/socket.io")
     store = Conversations(state_path)
 
-    async def say(session_id: str, payload: Dict[str, Any], sender: str = "bot") -> None:
-        """Record a bot-side payload in the history and send it to the session's sockets."""
-        entry = store.record(session_id, {"sender": payload.get("sender", sender), **payload})
-        live = {k: v for k, v in entry.items() if k != "timestamp" or payload.get("sender") == "agent"}
-        if live.get("sender") == "bot":
-            live.pop("sender")  # plain Rasa bot payloads carry no sender
-        await sio.emit("bot_uttered", live, room=session_id)
+    async def say(session_id: str, payload: Dict[str, Any]) -> None:
+        """Record a bot-side payload in the history and send it to the session's sockets, shaped as the connector does.
+
+        Tests write agent and system turns as {sender, text, agent, event, ...}; on the wire they
+        become Rasa text payloads with `metadata.handoff` (connectors/payloads.py).
+        """
+        live = on_the_wire(payload)
+        store.record(session_id, {"sender": payload.get("sender", "bot"), **live})
+        await sio.emit("bot_uttered", {k: v for k, v in live.items() if k != "timestamp"}, room=session_id)
 
     async def system(session_id: str, event: str, text: str) -> None:
         await say(session_id, {"text": text, "sender": "system", "event": event})
@@ -103,8 +119,6 @@ def create_app(state_path: Optional[Path]) -> Sanic:
         elif text == "/talk_to_agent":
             conversation["state"] = "waiting"
             await system(session_id, "connecting", "Connecting you to an agent...")
-            handoff = {"handoff": {"token": "eyJ.fake.token", "identity": "visitor_1", "channel_sid": "CH1", "mode": "conversations"}}
-            await sio.emit("bot_uttered", handoff, room=session_id)
         elif text.lower() in ("hi", "hello", "/greet"):
             await say(session_id, GREETING)
         elif text in ANSWERS:

@@ -20,6 +20,29 @@ from tests.servers import VENV_BIN, ServerProcess, free_port, wait_for
 MODES = ["conversations", "legacy"]
 AGENT = "alice"
 
+# The `bot_uttered` shapes Rasa's stock socket.io output sends (tests/unit/test_payloads.py derives
+# them from Rasa's own code); a `metadata` key may come on top. Widgets drop anything else.
+RASA_SOCKETIO_SHAPES = [{"text"}, {"text", "quick_replies"}, {"attachment"}]
+
+
+def off_contract(payload: Any) -> bool:
+    """Whether a `bot_uttered` payload is something a plain Rasa widget would not show."""
+    if not isinstance(payload, dict) or (set(payload) - {"metadata"}) not in RASA_SOCKETIO_SHAPES:
+        return True
+    return "text" in payload and not (isinstance(payload["text"], str) and payload["text"].strip())
+
+
+def flat(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """A payload as our widget reads it: Rasa's keys plus `metadata.handoff`, an agent's words as `text`.
+
+    The payload as sent stays under `wire` (its shape is checked apart, by `off_contract`).
+    """
+    handoff = (payload.get("metadata") or {}).get("handoff") or {}
+    found = {**{k: v for k, v in payload.items() if k != "metadata"}, **handoff, "wire": payload}
+    if handoff.get("sender") == "agent" and "body" in handoff:
+        found["text"] = handoff["body"]
+    return found
+
 
 @pytest.fixture(scope="session")
 def handoff_model(request: pytest.FixtureRequest) -> Path:
@@ -124,6 +147,7 @@ class Stack:
             "  session_persistence: true\n"
             "  socketio_path: /socket.io\n"
             "connectors.rest.RestInput: {}\n"
+            "tests.handoff.renamed_channel.SupportChatInput: {}\n"
             "rest: {}\n"
         )
         self.endpoints.write_text(
@@ -193,19 +217,35 @@ class Stack:
         with urllib.request.urlopen(f"{self.url}/conversations/{sender_id}/tracker", timeout=10) as r:
             return json.loads(r.read())
 
-    def rest(self, sender: str, message: str, channel: str = "handoff_rest", timeout: float = 30) -> List[Dict[str, Any]]:
+    def rest(
+        self, sender: str, message: str, channel: str = "handoff_rest", timeout: float = 30, metadata: Optional[Dict[str, Any]] = None
+    ) -> List[Dict[str, Any]]:
         req = urllib.request.Request(
             f"{self.url}/webhooks/{channel}/webhook",
-            data=json.dumps({"sender": sender, "message": message}).encode(),
+            data=json.dumps({"sender": sender, "message": message, "metadata": metadata or {}}).encode(),
             headers={"Content-Type": "application/json"},
             method="POST",
         )
         with urllib.request.urlopen(req, timeout=timeout) as r:
-            return json.loads(r.read())
+            return [flat(m) for m in json.loads(r.read())]
 
-    def rest_messages(self, sender: str, since: int = 0) -> Dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/webhooks/handoff_rest/messages?sender={sender}&since={since}", timeout=10) as r:
-            return json.loads(r.read())
+    def rest_messages(self, sender: str, since: int = 0, channel: str = "handoff_rest") -> Dict[str, Any]:
+        with urllib.request.urlopen(f"{self.url}/webhooks/{channel}/messages?sender={sender}&since={since}", timeout=10) as r:
+            found = json.loads(r.read())
+        return {**found, "messages": [flat(m) for m in found["messages"]]}
+
+
+def stream(
+    stack: Stack, sender: str, message: str, input_channel: str = "cmdline", metadata: Optional[Dict[str, Any]] = None
+) -> List[Dict[str, Any]]:
+    """What `rasa shell` does per line: POST to Rasa's rest webhook with stream=true, as channel `cmdline`."""
+    req = urllib.request.Request(
+        f"{stack.url}/webhooks/rest/webhook?stream=true",
+        data=json.dumps({"sender": sender, "message": message, "input_channel": input_channel, "metadata": metadata}).encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:  # rasa shell's default stream timeout is 10 s
+        return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session", params=MODES)
@@ -229,7 +269,8 @@ class Visitor:
 
     def __init__(self, url: str, session_id: Optional[str] = None) -> None:
         self.url = url
-        self.messages: List[Dict[str, Any]] = []
+        self.messages: List[Dict[str, Any]] = []  # as `flat` reads them
+        self.off_contract: List[Any] = []  # payloads a plain Rasa widget would drop
         self.agent_typing: List[Dict[str, Any]] = []
         self.session_id: Optional[str] = None
         self.loop = asyncio.new_event_loop()
@@ -239,7 +280,9 @@ class Visitor:
 
         @self.sio.on("bot_uttered")
         async def on_bot(data: Any) -> None:
-            self.messages.append(data)
+            if off_contract(data):
+                self.off_contract.append(data)
+            self.messages.append(flat(data) if isinstance(data, dict) else {"raw": data})
 
         @self.sio.on("agent_typing")
         async def on_agent_typing(data: Any) -> None:
@@ -260,8 +303,11 @@ class Visitor:
     def transport(self) -> str:
         return self.sio.transport()
 
-    def say(self, text: str) -> None:
-        self._run(self.sio.emit("user_uttered", {"message": text, "session_id": self.session_id}))
+    def say(self, text: str, metadata: Optional[Dict[str, Any]] = None) -> None:
+        data: Dict[str, Any] = {"message": text, "session_id": self.session_id}
+        if metadata is not None:
+            data["metadata"] = metadata
+        self._run(self.sio.emit("user_uttered", data))
 
     def texts(self) -> List[str]:
         return [m.get("text", "") for m in list(self.messages)]
@@ -296,13 +342,15 @@ def visitors(stack: Stack) -> Iterator[Callable[..., Visitor]]:
     yield make
     for v in made:
         v.close()
+    # Every payload any visitor got had a shape Rasa's own widgets render.
+    assert [p for v in made for p in v.off_contract] == []
 
 
-def handed_off(stack: Stack, visitor: Visitor, timeout: float = 30) -> Dict[str, Any]:
+def handed_off(stack: Stack, visitor: Visitor, timeout: float = 30, metadata: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Ask for an agent and wait until the chat exists; returns the Flex task."""
     start = len(visitor.messages)
-    visitor.say("/talk_to_agent")
-    visitor.wait_for(lambda m: m.get("event") == "connecting" and m.get("handoff"), "handoff token payload", timeout, start)
+    visitor.say("/talk_to_agent", metadata)
+    visitor.wait_for(lambda m: m.get("event") == "connecting", "connecting notice", timeout, start)
     channel_sid = wait_for(
         lambda: stack.tracker(visitor.session_id)["slots"].get("handoff_channel_sid"), 10, "handoff slots"
     )

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.request
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 
 from bot.handoff import OPENING_MESSAGE
-from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, handed_off
+from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, handed_off, stream
 from tests.servers import free_port, wait_for
 
 
@@ -84,8 +82,8 @@ def poll_rest(stack: Stack, sender: str, predicate, what: str, timeout: float = 
 def test_rest_channel_handoff(stack: Stack) -> None:
     sender = f"rest-{uuid.uuid4().hex}"
     assert any("Northwind" in m.get("text", "") for m in stack.rest(sender, "/greet"))
-    replies = stack.rest(sender, "/talk_to_agent")
-    assert any(m.get("event") == "connecting" and m.get("handoff", {}).get("token") for m in replies)
+    replies = stack.rest(sender, "/talk_to_agent", metadata={"handoff_access_token": True})
+    assert any(m.get("event") == "connecting" and m.get("chat", {}).get("token") for m in replies)
     channel_sid = stack.tracker(sender)["slots"]["handoff_channel_sid"]
     task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
     stack.sandbox.accept(task["sid"])
@@ -93,23 +91,12 @@ def test_rest_channel_handoff(stack: Stack) -> None:
     assert stack.rest(sender, "hello over rest") == []  # relayed, nothing to say now
     wait_for(lambda: any(m["body"] == "hello over rest" for m in stack.sandbox.transcript(task["sid"])), 10, "relayed")
     stack.sandbox.send(task["sid"], "agent over rest")
-    message = poll_rest(stack, sender, lambda m: m.get("text") == "agent over rest", "agent message in history")
+    message = poll_rest(stack, sender, lambda m: m.get("body") == "agent over rest", "agent message in history")
     assert message["sender"] == "agent" and message["agent"]["name"] == AGENT
     since = stack.rest_messages(sender)["next"]
     stack.sandbox.end(task["sid"])
     wait_for(lambda: any(m.get("event") == "bot_resumed" for m in stack.rest_messages(sender, since)["messages"]), 15, "bot resumed")
     assert any("Visa" in m.get("text", "") for m in stack.rest(sender, "/ask_payment"))
-
-
-def stream(stack: Stack, sender: str, message: str, input_channel: str = "cmdline") -> List[Dict[str, Any]]:
-    """What `rasa shell` does per line: POST to Rasa's rest webhook with stream=true, as channel `cmdline`."""
-    req = urllib.request.Request(
-        f"{stack.url}/webhooks/rest/webhook?stream=true",
-        data=json.dumps({"sender": sender, "message": message, "input_channel": input_channel}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:  # rasa shell's default stream timeout is 10 s
-        return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
 
 
 def test_shell_path_polls_flex_within_the_turn(stack: Stack) -> None:
@@ -138,10 +125,14 @@ def test_shell_path_polls_flex_within_the_turn(stack: Stack) -> None:
     replies = stream(stack, sender, "ok")
     assert [m["text"] for m in replies] == [f"{AGENT}: sorry, I was away"]
 
+    # The agent ends the chat; the terminal learns it with the visitor's next line, which the bot then answers.
     stack.sandbox.end(task["sid"])
-    replies = stream(stack, sender, "hello?")
-    assert [m["text"] for m in replies] == ["The agent has ended the chat.", "You're back with the bot. How else can I help?"]
+    replies = stream(stack, sender, "what are your opening hours?")
+    texts = [m["text"] for m in replies]
+    assert texts[:2] == ["The agent has ended the chat.", "You're back with the bot. How else can I help?"]
+    assert len(texts) == 3 and "Monday to Friday" in texts[2], texts
     assert stack.tracker(sender)["slots"]["handoff_status"] is None
+    assert not any(m["body"] == "what are your opening hours?" for m in stack.sandbox.transcript(task["sid"]))
     assert any("Visa" in m.get("text", "") for m in stream(stack, sender, "/ask_payment"))
 
 
@@ -155,11 +146,13 @@ def test_shell_path_end_chat(stack: Stack) -> None:
     wait_for(lambda: stack.sandbox.task_for(task["channel_sid"])["status"] not in ("pending", "accepted"), 10, "Flex task ended")
 
 
-def test_stock_rest_channel_gets_the_token_and_polls(stack: Stack) -> None:
+def test_stock_rest_channel_polls_and_never_gets_the_token(stack: Stack) -> None:
     sender = f"stock-rest-{uuid.uuid4().hex}"
-    replies = stream(stack, sender, "/talk_to_agent", input_channel="rest")
-    token = next(m["custom"]["handoff"] for m in replies if "custom" in m)
-    assert token["token"] and token["identity"]
+    # Rasa's own channels pass client metadata through: asking, or claiming our connector's capabilities, gets nothing.
+    forged = {"handoff_access_token": True, "handoff_connector": {"webhook_path": "/webhooks/rest/flex", "access_token": True}}
+    replies = stream(stack, sender, "/talk_to_agent", input_channel="rest", metadata=forged)
+    assert [m.get("text") for m in replies] == ["Connecting you to an agent. Please hold on, someone will be with you shortly."], replies
+    assert not any("custom" in m for m in replies)
     channel_sid = stack.tracker(sender)["slots"]["handoff_channel_sid"]
     task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
     stack.sandbox.accept(task["sid"])
@@ -186,10 +179,75 @@ def test_a_replica_that_never_saw_the_visitor_handles_the_webhooks(own_stack: St
         task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
         stack.sandbox.accept(task["sid"])
         stack.sandbox.send(task["sid"], "answer via the other replica")
-        poll_rest(stack, sender, lambda m: m.get("text") == "answer via the other replica", "agent message seen on replica A")
+        poll_rest(stack, sender, lambda m: m.get("body") == "answer via the other replica", "agent message seen on replica A")
         delivered = f"agent message delivered for Flex chat {channel_sid}"
         assert delivered in replica.tail(400) and delivered not in stack.rasa.tail(400)
         assert stack.rest(sender, "visitor on replica A") == []
         wait_for(lambda: any(m["body"] == "visitor on replica A" for m in stack.sandbox.transcript(task["sid"])), 10, "relayed")
     finally:
         replica.stop()
+
+
+def test_a_renamed_subclass_of_the_channel_gets_webhooks_and_no_unasked_token(stack: Stack) -> None:
+    """Capabilities come from the connector class, not from its name: `support_chat` is our REST channel renamed."""
+    sender = f"renamed-{uuid.uuid4().hex}"
+    replies = stack.rest(sender, "/talk_to_agent", channel="support_chat")
+    connecting = next(m for m in replies if m.get("event") == "connecting")
+    assert "chat" not in connecting  # the client did not ask for the token
+    channel_sid = stack.tracker(sender)["slots"]["handoff_channel_sid"]
+    task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
+    stack.sandbox.accept(task["sid"])
+    stack.sandbox.send(task["sid"], "to the renamed channel")
+    # Nothing polls Flex on this path: the agent's message is in the tracker only if its webhook reached /webhooks/support_chat/flex.
+    message = wait_for(
+        lambda: next((m for m in stack.rest_messages(sender, channel="support_chat")["messages"]
+                      if m.get("body") == "to the renamed channel"), None),
+        15, "agent message by webhook",
+    )
+    assert message["sender"] == "agent"
+    stack.sandbox.end(task["sid"])
+
+
+def close_without_telling_rasa(stack: Stack, task: Dict[str, Any]) -> None:
+    """The agent ends the chat and its close webhook is lost: the chat's webhooks are removed first (Twilio SDK)."""
+    client = stack.sandbox.server.client
+    if task["mode"] == "conversations":
+        hooks = client.conversations.v1.conversations(task["channel_sid"]).webhooks
+    else:
+        hooks = client.chat.v2.services(task["service_sid"]).channels(task["channel_sid"]).webhooks
+    for hook in hooks.list():
+        hooks(hook.sid).delete()
+    stack.sandbox.end(task["sid"])
+
+
+def test_a_message_that_finds_the_chat_closed_is_answered_by_the_bot(stack: Stack, visitors) -> None:
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    stack.sandbox.accept(task["sid"])
+    visitor.wait_for(lambda m: m.get("event") == "agent_joined", "agent joined")
+    close_without_telling_rasa(stack, task)
+    assert stack.tracker(visitor.session_id)["slots"]["handoff_status"] is not None  # Rasa has not heard
+
+    mark = len(visitor.messages)
+    visitor.say("what are your opening hours?")
+    answer = visitor.wait_for_text("Monday to Friday", start=mark)
+    said = [m.get("event") or m.get("text") for m in visitor.messages[mark:]]
+    assert said[:3] == ["chat_closed", "bot_resumed", answer["text"]], said
+    assert not any(m["body"] == "what are your opening hours?" for m in stack.sandbox.transcript(task["sid"]))
+    events = stack.tracker(visitor.session_id)["events"]
+    assert [e["text"] for e in events if e["event"] == "user"][-1] == "what are your opening hours?"
+    assert stack.tracker(visitor.session_id)["slots"]["handoff_status"] is None
+
+
+def test_a_rest_message_that_finds_the_chat_closed_is_answered_by_the_bot(stack: Stack) -> None:
+    sender = f"rest-closed-{uuid.uuid4().hex}"
+    stack.rest(sender, "/talk_to_agent")
+    channel_sid = stack.tracker(sender)["slots"]["handoff_channel_sid"]
+    task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
+    stack.sandbox.accept(task["sid"])
+    close_without_telling_rasa(stack, task)
+    replies = stack.rest(sender, "what are your opening hours?")
+    said = [m.get("event") or m.get("text") for m in replies]
+    assert said[:2] == ["chat_closed", "bot_resumed"] and len(said) == 3 and "Monday to Friday" in said[2], said
+    history = [(m["sender"], m.get("event") or m["text"]) for m in stack.rest_messages(sender)["messages"]]
+    assert history.count(("visitor", "what are your opening hours?")) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, handed_off
+from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, flat, handed_off, stream
 from tests.servers import wait_for
 
 
@@ -20,7 +21,8 @@ def history(stack: Stack, session_id: str) -> Tuple[int, Dict[str, Any]]:
     url = f"{stack.url}/webhooks/handoff_socketio/history/{session_id}"
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers={"Accept": "application/json"}), timeout=15) as r:
-            return r.status, json.loads(r.read())
+            body = json.loads(r.read())
+            return r.status, {**body, "messages": [flat(m) for m in body["messages"]]}
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"{}")
 
@@ -38,7 +40,8 @@ def agent_turns(stack: Stack, session_id: str, text: str) -> List[Dict[str, Any]
     """Tracker events recording the agent's `text`."""
     return [
         e for e in stack.tracker(session_id)["events"]
-        if e["event"] == "bot" and e.get("text") == text and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"
+        if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"
+        and e["metadata"]["handoff"].get("body") == text
     ]
 
 
@@ -88,7 +91,9 @@ def test_history_has_visitor_bot_agent_and_system_turns_in_order(stack: Stack, v
     joined = next(m for m in body["messages"] if m.get("event") == "agent_joined")
     assert joined["agent"] == {"name": AGENT} and AGENT in joined["text"]
     agent = next(m for m in body["messages"] if m["sender"] == "agent")
-    assert agent == {k: live[k] for k in ("text", "sender", "agent", "message_sid", "timestamp")}
+    keys = ("text", "sender", "agent", "body", "message_sid", "timestamp")
+    assert {k: agent[k] for k in keys} == {k: live[k] for k in keys}
+    assert agent["wire"]["text"] == live["wire"]["text"] == f"{AGENT}: history agent line"
     assert all(m.get("timestamp") for m in body["messages"])
 
 
@@ -243,3 +248,48 @@ def test_agent_joining_and_leaving_while_rasa_was_down_is_announced_in_order_onc
     finally:
         again.close()
         stack.sandbox.end(task["sid"])
+
+
+def rest_history(stack: Stack, sender: str) -> Tuple[int, Dict[str, Any]]:
+    """Status and body of the REST channel's `GET /messages?sender=<id>`."""
+    url = f"{stack.url}/webhooks/handoff_rest/messages?sender={urllib.parse.quote(sender)}"
+    try:
+        with urllib.request.urlopen(url, timeout=15) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def test_rest_history_serves_only_conversations_of_its_channel(stack: Stack, visitors) -> None:
+    shell_sender = f"shell-{uuid.uuid4().hex}"
+    stream(stack, shell_sender, "/greet")  # `rasa shell` (and any other channel) talks through Rasa's own routes
+    visitor = visitors()
+    visitor.say("/greet")
+    visitor.wait_for_text("Northwind assistant")
+    rest_sender = f"rest-{uuid.uuid4().hex}"
+    stack.rest(rest_sender, "/greet")
+
+    for other in (shell_sender, visitor.session_id, uuid.uuid4().hex, "x" * 300):
+        status, body = rest_history(stack, other)
+        assert status == 404 and "messages" not in body, other
+    status, body = rest_history(stack, rest_sender)
+    assert status == 200 and [m["sender"] for m in body["messages"]][:2] == ["visitor", "bot"]
+
+
+def test_history_never_returns_the_access_token(stack: Stack, visitors) -> None:
+    asked = {"handoff_access_token": True}
+    rest_sender = f"rest-token-{uuid.uuid4().hex}"
+    replies = stack.rest(rest_sender, "/talk_to_agent", metadata=asked)
+    rest_token = next(m["chat"]["token"] for m in replies if m.get("event") == "connecting")
+    visitor = visitors()
+    task = handed_off(stack, visitor, metadata=asked)
+    socket_token = next(m["chat"]["token"] for m in visitor.messages if m.get("event") == "connecting")
+
+    status, body = rest_history(stack, rest_sender)
+    assert status == 200 and any(m.get("metadata", {}).get("handoff", {}).get("event") == "connecting" for m in body["messages"])
+    assert rest_token not in json.dumps(body) and '"chat"' not in json.dumps(body)
+    status, body = history(stack, visitor.session_id)
+    assert status == 200 and ("system", "connecting") in turns(body)
+    assert socket_token not in json.dumps(body)
+    stack.sandbox.accept(task["sid"])
+    stack.sandbox.end(task["sid"])

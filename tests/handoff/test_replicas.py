@@ -334,8 +334,8 @@ def visitor_on_a(cluster: Cluster) -> Iterator[Visitor]:
 def agent_turns(tracker: Dict[str, Any], text: str) -> List[Dict[str, Any]]:
     return [
         e for e in tracker["events"]
-        if e.get("event") == "bot" and e.get("text") == text
-        and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"
+        if e.get("event") == "bot" and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"
+        and e["metadata"]["handoff"].get("body") == text
     ]
 
 

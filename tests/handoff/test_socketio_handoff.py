@@ -20,11 +20,11 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     visitor.wait_for_text("shipping")
 
     start = len(visitor.messages)
-    task = handed_off(stack, visitor)
-    token_message = visitor.wait_for(lambda m: m.get("event") == "connecting" and m.get("handoff"), "token", start=start)
-    assert token_message["sender"] == "system" and "text" in token_message
-    claims = jwt.decode(token_message["handoff"]["token"], SANDBOX_API_SECRET, algorithms=["HS256"])
-    assert claims["grants"]["identity"] == token_message["handoff"]["identity"] == task["visitor_identity"]
+    task = handed_off(stack, visitor, metadata={"handoff_access_token": True})  # this front end wants the Twilio SDK
+    connecting = visitor.wait_for(lambda m: m.get("event") == "connecting", "connecting notice", start=start)
+    assert connecting["sender"] == "system" and "Connecting you to an agent" in connecting["text"]
+    claims = jwt.decode(connecting["chat"]["token"], SANDBOX_API_SECRET, algorithms=["HS256"])
+    assert claims["grants"]["identity"] == connecting["chat"]["identity"] == task["visitor_identity"]
     assert visitor.session_id not in json.dumps(task)  # Flex never learns the socket room
 
     # The agent sees the bot transcript, the triggering intent and the slots.
@@ -54,6 +54,7 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     )
     agent_message = next(m for m in visitor.messages if m.get("sender") == "agent")
     assert agent_message["agent"]["name"] == AGENT and agent_message["message_sid"].startswith("IM")
+    assert agent_message["wire"]["text"] == f"{AGENT}: agent line 0"  # a plain Rasa widget shows who spoke
     # The bot did not answer any relayed line.
     assert not any("sorry" in t.lower() for t in visitor.texts()[start:])
 
@@ -61,7 +62,8 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     relayed = [e["text"] for e in tracker["events"] if e["event"] == "user" and e["text"].startswith("visitor line")]
     assert relayed == ["visitor line 0", "visitor line 1", "visitor line 2"]  # recorded as the visitor's turns
     agent_turns = [e for e in tracker["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"]
-    assert [e["text"] for e in agent_turns] == ["agent line 0", "agent line 1", "agent line 2"]
+    assert [e["text"] for e in agent_turns] == [f"{AGENT}: agent line {n}" for n in range(3)]
+    assert [e["metadata"]["handoff"]["body"] for e in agent_turns] == [f"agent line {n}" for n in range(3)]
     assert tracker["slots"]["handoff_status"] == "active"
 
     # Agent ends the chat: visitor is told, the bot is back and answers again.

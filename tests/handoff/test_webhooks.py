@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Any, Dict, Optional
 from urllib.parse import urlencode
 
 import requests
@@ -14,7 +14,7 @@ from tests.handoff.conftest import AGENT, Stack, handed_off
 
 
 def webhook_url(stack: Stack, sender_id: str) -> str:
-    return handoff.webhook_url(stack.url, "handoff_socketio", sender_id, SANDBOX_AUTH_TOKEN)
+    return handoff.webhook_url(stack.url, "/webhooks/handoff_socketio/flex", sender_id, SANDBOX_AUTH_TOKEN)
 
 
 def agent_message_form(stack: Stack, channel_sid: str, message_sid: str, body: str, index: int) -> Dict[str, str]:
@@ -23,6 +23,11 @@ def agent_message_form(stack: Stack, channel_sid: str, message_sid: str, body: s
                 "Author": AGENT, "Body": body, "Index": str(index), "Source": "SDK", "RetryCount": "0"}
     return {"EventType": "onMessageSent", "ChannelSid": channel_sid, "MessageSid": message_sid,
             "From": AGENT, "Body": body, "Index": str(index), "Source": "SDK", "RetryCount": "0"}
+
+
+def body_of(event: Dict[str, Any]) -> Optional[str]:
+    """The agent's words in a recorded bot turn."""
+    return ((event.get("metadata") or {}).get("handoff") or {}).get("body")
 
 
 def post(url: str, form: Dict[str, str], signature: str = None) -> requests.Response:
@@ -70,7 +75,7 @@ def test_duplicate_webhook_is_delivered_once(stack: Stack, visitors) -> None:
     visitor.wait_for(lambda m: m.get("text") == "after the duplicates", "real agent message")
     assert [m.get("text") for m in visitor.messages].count("only once") == 1
     events = stack.tracker(visitor.session_id)["events"]
-    assert [e.get("text") for e in events if e["event"] == "bot"].count("only once") == 1
+    assert [body_of(e) for e in events if e["event"] == "bot"].count("only once") == 1
 
 
 def test_visitors_own_messages_are_not_echoed(stack: Stack, visitors) -> None:
@@ -94,5 +99,52 @@ def test_webhook_for_a_chat_that_ended_is_ignored(stack: Stack, visitors) -> Non
     assert post(url, form, RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, form)).status_code < 300
     tracker = stack.tracker(visitor.session_id)  # the route answers only after recording
     assert tracker["slots"]["handoff_status"] is None
-    assert "late message" not in [e.get("text") for e in tracker["events"]]
+    assert "late message" not in [body_of(e) for e in tracker["events"]]
     assert not any(m.get("text") == "late message" for m in visitor.messages)
+
+
+def test_signed_webhook_with_blank_values_is_accepted(stack: Stack, visitors) -> None:
+    """Twilio signs blank parameters too: the signature must be checked over exactly what was posted."""
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    url = webhook_url(stack, visitor.session_id)
+    form = {**agent_message_form(stack, task["channel_sid"], "IM" + "b" * 32, "with blanks", 60), "Attributes": "", "ParticipantSid": ""}
+    assert post(url, form, RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, form)).status_code < 300
+    visitor.wait_for(lambda m: m.get("text") == "with blanks", "delivered")
+
+
+REJECTED = "Flex webhook with a missing or invalid signature rejected"
+
+
+def post_through_twilio(stack: Stack, task: Dict[str, Any], author: str, **content: str) -> Any:
+    """An agent-side message created through Twilio's REST API (the `twilio` SDK), as Flex, Studio or a supervisor can."""
+    client = stack.sandbox.server.client
+    if task["mode"] == "conversations":
+        messages = client.conversations.v1.conversations(task["channel_sid"]).messages
+        return messages.create(author=author, x_twilio_webhook_enabled="true", **content)
+    messages = client.chat.v2.services(task["service_sid"]).channels(task["channel_sid"]).messages
+    return messages.create(from_=author, x_twilio_webhook_enabled="true", **content)
+
+
+def test_messages_from_non_participants_and_media_only_messages_reach_the_visitor_live_once(stack: Stack, visitors) -> None:
+    rejected_before = stack.rasa.tail(100000).count(REJECTED)
+    visitor = visitors()
+    task = handed_off(stack, visitor)
+    stack.sandbox.accept(task["sid"])
+    visitor.wait_for(lambda m: m.get("event") == "agent_joined", "agent joined")
+
+    supervisor = post_through_twilio(stack, task, "supervisor-sam", body="A supervisor here")
+    live = visitor.wait_for(lambda m: m.get("text") == "A supervisor here", "non-participant message, live")
+    assert live["agent"] == {"name": "supervisor-sam"} and live["message_sid"] == supervisor.sid
+    assert live["wire"]["text"] == "supervisor-sam: A supervisor here"
+
+    media = post_through_twilio(stack, task, AGENT, media_sid="ME" + "0123456789abcdef" * 2)
+    shown = visitor.wait_for(lambda m: m.get("message_sid") == media.sid, "media-only message, live")
+    assert shown["sender"] == "agent" and "attachment" in shown["text"]
+
+    # Later messages arrive after them; each arrived once, by webhook (the visitor never reconnected).
+    stack.sandbox.send(task["sid"], "after the others")
+    visitor.wait_for(lambda m: m.get("text") == "after the others", "a later agent message")
+    sids = [m.get("message_sid") for m in visitor.messages]
+    assert sids.count(supervisor.sid) == 1 and sids.count(media.sid) == 1
+    assert stack.rasa.tail(100000).count(REJECTED) == rejected_before  # no webhook was refused on the way

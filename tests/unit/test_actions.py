@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Dict, List, Optional
 
 import pytest
@@ -10,6 +11,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionFallback, consecutive_fallbacks
+from actions.handoff import ActionEndHandoff, answer_again
 from actions.orders import (
     ActionOrderStatus,
     ValidateOrderStatusForm,
@@ -109,3 +111,22 @@ def test_an_understood_turn_resets_the_fallback_count() -> None:
     events = [user("nlu_fallback"), action("action_fallback"), action("action_listen"),
               user("greet"), action("utter_greet"), action("action_listen"), user("nlu_fallback")]
     assert consecutive_fallbacks(events) == 1
+
+
+def test_ending_the_handoff_marks_its_notices_for_handoff_aware_front_ends() -> None:
+    dispatcher = CollectingDispatcher()
+    events = asyncio.run(ActionEndHandoff().run(dispatcher, tracker(), {"responses": {}}))
+    assert [m["handoff"]["event"] for m in dispatcher.messages] == ["visitor_left", "bot_resumed"]
+    assert [m["text"] for m in dispatcher.messages] == ["You have left the chat with the agent.", "You're back with the bot. How else can I help?"]
+    assert {e["name"] for e in events} >= {"handoff_status", "handoff_channel_sid"}
+
+
+def test_a_message_the_closed_chat_did_not_take_is_replayed_as_a_new_turn() -> None:
+    latest = {"text": "opening hours?", "intent": {"name": "ask_opening_hours", "confidence": 0.9}, "entities": [],
+              "message_id": "m1", "metadata": {"page": "shop"}}
+    t = Tracker("visitor-1", {}, latest, [{"event": "user", "text": "opening hours?", "input_channel": "cmdline"}],
+                False, None, {}, "cmdline")
+    listen, user = answer_again(t)
+    assert listen == {"event": "action", "name": "action_listen", "policy": None, "confidence": None, "timestamp": None}
+    assert user["text"] == "opening hours?" and user["parse_data"]["intent"]["name"] == "ask_opening_hours"
+    assert user["metadata"] == {"page": "shop", "handoff": {"replayed": True}}

@@ -74,7 +74,7 @@ def test_webhook_token_round_trips_and_is_opaque() -> None:
     assert handoff.sender_from_webhook_token(token, SECRET) == SENDER
     assert handoff.sender_from_webhook_token(token, "another-secret") is None
     assert handoff.sender_from_webhook_token("garbage", SECRET) is None
-    url = handoff.webhook_url("https://bot.example.com/", "handoff_socketio", SENDER, SECRET)
+    url = handoff.webhook_url("https://bot.example.com/", "/webhooks/handoff_socketio/flex", SENDER, SECRET)
     assert url.startswith("https://bot.example.com/webhooks/handoff_socketio/flex?c=")
     assert SENDER not in url
 

@@ -14,7 +14,6 @@ export function sameMessage(a, b) {
   if (comparableText(a) !== comparableText(b)) return false;
   if ((a.image && a.image.src) !== (b.image && b.image.src)) return false;
   if (a.sender === "system" && a.event !== b.event) return false;
-  if (a.sender === "control") return true;
   return Math.abs(a.timestamp - b.timestamp) <= MATCH_WINDOW_MS;
 }
 
@@ -27,9 +26,7 @@ export function handoffState(messages) {
   let state = "bot";
   let agentName = "";
   for (const message of messages) {
-    if (message.sender === "control") {
-      if (state === "bot" || state === "ended") state = "waiting";
-    } else if (message.sender === "agent") {
+    if (message.sender === "agent") {
       state = "agent";
       agentName = message.agentName || agentName;
     } else if (message.sender === "system") {
@@ -43,6 +40,7 @@ export function handoffState(messages) {
           break;
         case "agent_left":
         case "chat_closed":
+        case "visitor_left":
           state = "ended";
           break;
         case "bot_resumed":
@@ -63,7 +61,7 @@ export class Conversation {
   }
 
   get visible() {
-    return this.messages.filter((m) => m.sender !== "control");
+    return this.messages;
   }
 
   get isEmpty() {

@@ -10,6 +10,7 @@ const SYSTEM_ICONS = {
   agent_joined: "agent",
   agent_left: "end",
   chat_closed: "end",
+  visitor_left: "end",
   bot_resumed: "bot",
   relay_failed: "offline",
 };

@@ -1,10 +1,15 @@
 // The message model, and how bot payloads and history entries become messages.
 //
 // A message: { key, id, sender: "visitor"|"bot"|"agent"|"system", text, timestamp (ms),
-//   agentName, event, quickReplies: [{title, payload}], image: {src, alt}, payload, pending, control }
-// Control messages (the handoff token payload) are never rendered; they only move the handoff state.
+//   agentName, event, quickReplies: [{title, payload}], image: {src, alt}, payload, pending }
+//
+// Payloads have the shapes Rasa's socket.io output sends ({text}, {text, quick_replies},
+// {attachment}); agent and system turns add `metadata.handoff`: {sender: "agent"|"system",
+// event, agent: {name}, body (the agent's words without "Name: "), message_sid, timestamp}.
 
-export const SYSTEM_EVENTS = ["connecting", "agent_joined", "agent_left", "chat_closed", "bot_resumed", "relay_failed"];
+export const SYSTEM_EVENTS = [
+  "connecting", "agent_joined", "agent_left", "chat_closed", "visitor_left", "bot_resumed", "relay_failed",
+];
 
 let counter = 0;
 function localKey() {
@@ -60,13 +65,8 @@ function imageOf(data) {
 }
 
 function handoffOf(data) {
-  if (!data || typeof data !== "object") return null;
-  if (data.handoff && typeof data.handoff === "object") return data.handoff;
-  for (const wrapper of ["custom", "data", "json_message"]) {
-    const inner = data[wrapper];
-    if (inner && typeof inner === "object" && inner.handoff && typeof inner.handoff === "object") return inner.handoff;
-  }
-  return null;
+  const meta = data.metadata && typeof data.metadata === "object" ? data.metadata.handoff : null;
+  return meta && typeof meta === "object" ? meta : {};
 }
 
 function finish(message) {
@@ -80,19 +80,17 @@ export function fromBotPayload(data, receivedAt = Date.now()) {
   if (!data || typeof data !== "object") return null;
 
   const handoff = handoffOf(data);
-  const id = asText(data.message_sid || data.id || data.message_id || "") || null;
-  const timestamp = toMillis(data.timestamp) || receivedAt;
-  if (handoff && !data.text) {
-    return finish({ id, sender: "control", text: "", timestamp, control: { handoff } });
-  }
-  const sender = data.sender === "agent" || data.sender === "system" ? data.sender : "bot";
+  const id = asText(handoff.message_sid || data.id || data.message_id || "") || null;
+  const timestamp = toMillis(handoff.timestamp) || toMillis(data.timestamp) || receivedAt;
+  const sender = handoff.sender === "agent" || handoff.sender === "system" ? handoff.sender : "bot";
   const message = {
     id,
     sender,
-    text: asText(data.text),
+    // The agent's name shows beside the bubble: the words alone inside it.
+    text: sender === "agent" && typeof handoff.body === "string" ? handoff.body : asText(data.text),
     timestamp,
-    agentName: sender === "agent" ? agentNameOf(data.agent) || "Agent" : agentNameOf(data.agent),
-    event: sender === "system" ? asText(data.event) : "",
+    agentName: sender === "agent" ? agentNameOf(handoff.agent) || "Agent" : agentNameOf(handoff.agent),
+    event: sender === "system" ? asText(handoff.event) : "",
     quickReplies: sender === "bot" ? quickRepliesOf(data) : [],
     image: imageOf(data),
   };
@@ -137,16 +135,13 @@ export function splitLikeRasa(message) {
   return parts.map((part, i) => finish({ ...part, id: message.id ? `${message.id}#${i}` : null }));
 }
 
-// A tracker `bot` event; agent and system turns carry metadata.handoff {role, agent, event, message_sid, timestamp}.
+// A tracker `bot` event; agent and system turns carry metadata.handoff {role, agent, body, event, message_sid, timestamp}.
 function fromTrackerBotEvent(entry) {
   const data = entry.data || {};
   const meta = (entry.metadata && entry.metadata.handoff) || {};
   const payload = { ...data, text: entry.text, timestamp: entry.timestamp };
-  if (meta.role === "agent") {
-    Object.assign(payload, { sender: "agent", agent: { name: meta.agent }, message_sid: meta.message_sid });
-    if (meta.timestamp) payload.timestamp = meta.timestamp;
-  } else if (meta.role === "system") {
-    Object.assign(payload, { sender: "system", event: meta.event, message_sid: meta.message_sid });
+  if (meta.role === "agent" || meta.role === "system") {
+    payload.metadata = { handoff: { ...meta, sender: meta.role, agent: { name: meta.agent } } };
   }
   return fromBotPayload(payload, toMillis(entry.timestamp) || Date.now());
 }

@@ -107,7 +107,7 @@ export class HandoffWidget {
     labelPayloads(history, this.knownLabels());
     const added = this.conversation.mergeHistory(history);
     if (this.historyLoaded && !this.view.open) {
-      this.addUnread(added.filter((m) => m.sender !== "visitor" && m.sender !== "control").length);
+      this.addUnread(added.filter((m) => m.sender !== "visitor").length);
     }
     this.historyLoaded = true;
     this.render({ forceScroll: true });
@@ -147,7 +147,7 @@ export class HandoffWidget {
     if (!message) return;
     if (!this.conversation.add(message)) return;
     this.showTypingFor(null); // whoever was typing has answered (or the chat moved on)
-    if (message.sender !== "control" && !this.view.open) this.addUnread(1);
+    if (!this.view.open) this.addUnread(1);
     this.render();
     this.emit("message", message);
   }

@@ -1,0 +1,115 @@
+"""What the visitor's front end is sent: Rasa's own `bot_uttered` shapes, with the handoff under `metadata`.
+
+Widgets written for Rasa's stock `socketio` and `rest` channels render `{text}`,
+`{text, quick_replies}` (REST: `buttons`) and `{attachment}`, tolerate a `metadata` key and
+leave anything else to custom code. So every agent and system turn is a plain text message
+(the agent's name in the text: "Alice: ...") and what a handoff-aware front end needs
+(who spoke, the notice's event, message sid, timestamp, the access token it asked for) goes
+under `metadata.handoff`. One module shapes live turns and history alike, so they cannot drift.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Text
+
+# Rasa's names for what a bot turn may carry besides text (BotUttered `data`).
+BOT_CONTENT_KEYS = ("buttons", "quick_replies", "image", "attachment", "elements", "custom")
+
+# Recorded handoff metadata that stays on the server (routing bookkeeping).
+_SERVER_ONLY = ("role", "channel_sid", "participant_sid", "replayed")
+
+
+def handoff_of(metadata: Optional[Mapping[Text, Any]]) -> Dict[Text, Any]:
+    """The handoff metadata recorded on a bot turn (empty for ordinary bot turns)."""
+    found = (metadata or {}).get("handoff")
+    return dict(found) if isinstance(found, Mapping) else {}
+
+
+def handoff_turn(text: Text, handoff: Mapping[Text, Any], chat: Optional[Mapping[Text, Any]] = None) -> Dict[Text, Any]:
+    """An agent or system turn as Rasa's socket.io output would send a text, with the handoff in `metadata`.
+
+    `handoff` is the turn's recorded metadata (`role` agent|system, `event`, `agent`, ...);
+    `chat` the Flex chat details with the access token, only for a client that asked for them.
+    """
+    sender = "agent" if handoff.get("role") == "agent" else "system"
+    public: Dict[Text, Any] = {"sender": sender}
+    for key, value in handoff.items():
+        if key not in _SERVER_ONLY and value is not None:
+            public[key] = value
+    if isinstance(public.get("agent"), str):
+        public["agent"] = {"name": public["agent"]}
+    if chat:
+        public["chat"] = dict(chat)
+    return {"text": text, "metadata": {"handoff": public}}
+
+
+def is_handoff_message(message: Mapping[Text, Any]) -> bool:
+    """Whether a bot message (Rasa's `BotUttered.message()` form) is an agent or system turn."""
+    return bool(handoff_of(message))
+
+
+def from_bot_message(message: Mapping[Text, Any]) -> Dict[Text, Any]:
+    """A handoff bot message (`BotUttered.message()` form: metadata merged in) as the visitor gets it live.
+
+    The action attaches the Flex chat details (access token included) as custom JSON only for
+    clients that asked for them; they travel under `metadata.handoff.chat`.
+    """
+    custom = message.get("custom")
+    chat = custom.get("handoff") if isinstance(custom, Mapping) else None
+    return handoff_turn(message.get("text") or "", handoff_of(message), chat if isinstance(chat, Mapping) else None)
+
+
+def from_bot_event(event: Mapping[Text, Any]) -> Optional[Dict[Text, Any]]:
+    """A recorded handoff turn (`BotUttered.as_dict()`) as the visitor gets it; None for ordinary bot turns.
+
+    Never includes the access token: a recorded turn may be read again later (history).
+    """
+    meta = handoff_of(event.get("metadata"))
+    if not meta or meta.get("replayed"):
+        return None
+    return handoff_turn(event.get("text") or "", meta)
+
+
+def _bot_turn(event: Mapping[Text, Any], buttons_as: Text) -> Optional[Dict[Text, Any]]:
+    """An ordinary recorded bot turn in the channel's shape (no custom JSON: it may hold anything)."""
+    data = event.get("data") or {}
+    payload: Dict[Text, Any] = {"text": event.get("text")} if event.get("text") else {}
+    for key in ("image", "attachment", "elements"):
+        if data.get(key):
+            payload[key] = data[key]
+    buttons = data.get("buttons") or data.get("quick_replies") or []
+    if buttons:
+        if buttons_as == "quick_replies":
+            payload["quick_replies"] = [
+                {"content_type": "text", "title": b.get("title"), "payload": b.get("payload", b.get("title"))} for b in buttons
+            ]
+        else:
+            payload["buttons"] = buttons
+    return payload or None
+
+
+def history(events: Iterable[Mapping[Text, Any]], buttons_as: Text, start: int = 0) -> List[Dict[Text, Any]]:
+    """Visitor, bot, agent and system turns from event `start` on, for a front end that reloads.
+
+    Each entry is the payload the visitor got live plus `sender`, `timestamp` and the tracker
+    event `index`; access tokens and other custom JSON are never included.
+    """
+    found: List[Dict[Text, Any]] = []
+    for index, event in enumerate(events):
+        if index < start:
+            continue
+        kind = event.get("event")
+        entry: Optional[Dict[Text, Any]] = None
+        if kind == "user":
+            if (event.get("text") or "").strip() and not handoff_of(event.get("metadata")).get("replayed"):
+                entry = {"sender": "visitor", "text": event.get("text")}
+        elif kind == "bot":
+            turn = from_bot_event(event)
+            if turn is not None:
+                entry = {"sender": turn["metadata"]["handoff"]["sender"], **turn}
+            elif not handoff_of(event.get("metadata")):
+                bot = _bot_turn(event, buttons_as)
+                entry = {"sender": "bot", **bot} if bot else None
+        if entry is not None:
+            found.append({**entry, "timestamp": event.get("timestamp"), "index": index})
+    return found

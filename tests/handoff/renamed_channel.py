@@ -1,0 +1,15 @@
+"""A user's own channel built on ours under another name: capabilities travel with the class, not the name."""
+
+from __future__ import annotations
+
+from typing import Text
+
+from connectors.rest import RestInput
+
+
+class SupportChatInput(RestInput):
+    """Our REST channel, renamed as a user might subclass it (served at /webhooks/support_chat/...)."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "support_chat"
