@@ -19,7 +19,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from bot.sandbox.account import Account
 from bot.sandbox.store import Store
 from bot.settings import SANDBOX_ACCOUNT_SID, settings_from_env
-from tests.sandbox.conftest import Sandbox, start_sandbox
+from tests.sandbox.conftest import start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.webhook_receiver import WebhookReceiver
