@@ -226,20 +226,22 @@ class Handoff:
         """Release the HTTP session to Twilio."""
         await self.client.http_client.close()
 
-    def _bot_back_text(self, agent: Agent) -> Text:
+    def _response_text(self, agent: Agent, response: Text, default: Text) -> Text:
+        """The domain's wording for a notice the handoff actions also say, so both paths read the same."""
         responses = agent.domain.responses if agent.domain else {}
-        for variation in responses.get("utter_bot_back") or []:
+        for variation in responses.get(response) or []:
             if variation.get("text"):
                 return variation["text"]
-        return DEFAULT_TEXTS["bot_resumed"]
+        return default
 
-    def _resume_bot(self, agent: Agent, reason: Text, key: Optional[Text]) -> List[Event]:
-        """Events that end the handoff: the notice, cleared slots, and the bot saying it is back."""
-        text = self._bot_back_text(agent)
-        events: List[Event] = [_system_event(reason, DEFAULT_TEXTS[reason], key)]
+    def _resume_bot(self, agent: Agent, key: Optional[Text]) -> List[Event]:
+        """Events that end the handoff after the chat closed: the notice, cleared slots, and the bot saying it is back."""
+        closed = self._response_text(agent, "utter_handoff_agent_ended", DEFAULT_TEXTS["chat_closed"])
+        events: List[Event] = [_system_event("chat_closed", closed, key)]
         events += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
+        back = self._response_text(agent, "utter_bot_back", DEFAULT_TEXTS["bot_resumed"])
         events.append(
-            BotUttered(text, metadata={"utter_action": "utter_bot_back", **handoff.handoff_metadata("system", event="bot_resumed")})
+            BotUttered(back, metadata={"utter_action": "utter_bot_back", **handoff.handoff_metadata("system", event="bot_resumed")})
         )
         return events
 
@@ -269,7 +271,7 @@ class Handoff:
             events: List[Event] = []
             if outcome.closed:
                 logger.info("relay found Flex chat %s closed; bot resumes and answers", chat.channel_sid)
-                events = self._resume_bot(agent, "chat_closed", None)
+                events = self._resume_bot(agent, None)
                 relay.to_bot = True
             else:
                 events.append(
@@ -420,7 +422,7 @@ class Handoff:
             return events
         if event.closed:
             logger.info("Flex chat %s closed by the agent side; bot resumes", chat.channel_sid)
-            return self._resume_bot(agent, "chat_closed", f"closed:{chat.channel_sid}")
+            return self._resume_bot(agent, f"closed:{chat.channel_sid}")
         return []
 
     async def chat_of(self, agent: Agent, sender_id: Text) -> Optional[FlexChat]:

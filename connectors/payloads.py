@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Text
 BOT_CONTENT_KEYS = ("buttons", "quick_replies", "image", "attachment", "elements", "custom")
 
 # Recorded handoff metadata that stays on the server (routing bookkeeping).
-_SERVER_ONLY = ("role", "channel_sid", "participant_sid", "replayed")
+_SERVER_ONLY = ("role", "channel_sid", "participant_sid")
 
 
 def handoff_of(metadata: Optional[Mapping[Text, Any]]) -> Dict[Text, Any]:
@@ -65,9 +65,7 @@ def from_bot_event(event: Mapping[Text, Any]) -> Optional[Dict[Text, Any]]:
     Never includes the access token: a recorded turn may be read again later (history).
     """
     meta = handoff_of(event.get("metadata"))
-    if not meta or meta.get("replayed"):
-        return None
-    return handoff_turn(event.get("text") or "", meta)
+    return handoff_turn(event.get("text") or "", meta) if meta else None
 
 
 def _bot_turn(event: Mapping[Text, Any], buttons_as: Text) -> Optional[Dict[Text, Any]]:
