@@ -211,9 +211,6 @@ class Relay:
     to_bot: bool = False
 
 
-NOT_HANDED_OFF = Relay(to_bot=True)
-
-
 class Handoff:
     """Relays visitor turns to Flex and turns Flex events into visitor turns, for one Rasa server."""
 
@@ -253,15 +250,15 @@ class Handoff:
         the chat closed (after the notices, the message is a normal bot turn: nothing is dropped).
         """
         if not agent.is_ready() or handoff.is_end_chat(message.text):
-            return NOT_HANDED_OFF
+            return Relay(to_bot=True)  # not handed off
         async with conversation_lock(agent, message.sender_id):
             tracker = await agent.tracker_store.retrieve(message.sender_id)
             if tracker is None:
-                return NOT_HANDED_OFF
+                return Relay(to_bot=True)  # not handed off
             slots = tracker.current_slot_values()
             chat = handoff.chat_from_slots(slots)
             if chat is None:
-                return NOT_HANDED_OFF
+                return Relay(to_bot=True)  # not handed off
             if not (message.text or "").strip():
                 return Relay()  # nothing to relay (e.g. a metadata-only event)
             outcome = await agent_chat.relay(

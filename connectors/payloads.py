@@ -105,7 +105,7 @@ def history(events: Iterable[Mapping[Text, Any]], buttons_as: Text, start: int =
             turn = from_bot_event(event)
             if turn is not None:
                 entry = {"sender": turn["metadata"]["handoff"]["sender"], **turn}
-            elif not handoff_of(event.get("metadata")):
+            else:
                 bot = _bot_turn(event, buttons_as)
                 entry = {"sender": "bot", **bot} if bot else None
         if entry is not None:
