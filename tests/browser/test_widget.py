@@ -246,8 +246,11 @@ def layout(page) -> dict:
     })""")
 
 
-def rounded_box(locator) -> dict:
-    return {k: round(v) for k, v in locator.bounding_box().items()}
+def settled_box(locator) -> dict:
+    """The box once the element's own animations (the panel's opening pop) have finished: during
+    them it is scaled and shifted by fractions of a pixel."""
+    locator.evaluate("el => Promise.all(el.getAnimations().map(a => a.finished))")
+    return locator.bounding_box()
 
 
 def test_phone_viewport_gets_a_full_screen_panel(fake_shop, new_page, screenshots):
@@ -261,8 +264,7 @@ def test_phone_viewport_gets_a_full_screen_panel(fake_shop, new_page, screenshot
     assert launcher["x"] + launcher["width"] <= 375 and launcher["y"] + launcher["height"] <= 740, launcher
     visitor.launcher.tap()
     expect(visitor.panel).to_be_visible()
-    # once the opening animation is over
-    wait_for(lambda: rounded_box(visitor.panel) == FULL_SCREEN, 5, f"a full-screen panel {FULL_SCREEN}")
+    assert settled_box(visitor.panel) == FULL_SCREEN, layout(page)
     header = page.locator(".hw-header").bounding_box()
     assert header["y"] == 0 and header["width"] == 375, header
     expect(page.get_by_role("button", name="Minimise chat")).to_be_in_viewport(ratio=1)
@@ -302,7 +304,7 @@ def test_phone_panel_fits_the_screen_even_when_the_host_page_overflows(fake_shop
     assert 0 <= launcher["x"] and launcher["x"] + launcher["width"] <= 375, launcher
     assert 0 <= launcher["y"] and launcher["y"] + launcher["height"] <= 740, launcher
     visitor.launcher.tap()
-    wait_for(lambda: rounded_box(visitor.panel) == FULL_SCREEN, 5, f"a full-screen panel {FULL_SCREEN} ({layout(page)})")
+    assert settled_box(visitor.panel) == FULL_SCREEN, layout(page)
     expect(page.get_by_role("button", name="Minimise chat")).to_be_in_viewport(ratio=1)
     expect(visitor.input).to_be_in_viewport(ratio=1)
     screenshots.take(page, "phone-chat-on-overflowing-page")
