@@ -16,24 +16,12 @@ from bot.settings import Settings, settings_from_env
 logger = logging.getLogger(__name__)
 
 # Fallback wording when domain.yml has no such response.
-DEFAULT_TEXTS = {
-    "utter_handoff_connecting": "Connecting you to an agent. Please hold on, someone will be with you shortly.",
-    "utter_handoff_already": "You're already connected to an agent; just type your message.",
-    "utter_handoff_failed": "Sorry, I couldn't reach an agent right now. I'm still here to help, or you can try again in a moment.",
-    "utter_handoff_relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
-    "utter_handoff_waiting": "(Sent to the agent. Their reply will show up here, at the latest with your next message.)",
-    "utter_handoff_ended": "You have left the chat with the agent.",
-    "utter_bot_back": "You're back with the bot. How else can I help?",
-    "utter_handoff_agent_ended": "The agent has ended the chat.",
-}
-
-
 def say(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], response: Text, **kwargs: Any) -> None:
     """Utter a domain response, or its default wording when the domain lacks it."""
     if response in (domain.get("responses") or {}):
         dispatcher.utter_message(response=response, **kwargs)
     else:
-        dispatcher.utter_message(text=DEFAULT_TEXTS[response], **kwargs)
+        dispatcher.utter_message(text=handoff.DEFAULT_RESPONSES[response], **kwargs)
 
 
 def slot_events(values: Dict[Text, Any]) -> List[EventType]:
@@ -172,7 +160,7 @@ def utter_flex_message(dispatcher: CollectingDispatcher, chat: FlexChat, message
             handoff=handoff.handoff_metadata("system", event="flex_system", message_sid=message.sid),
         )
         return
-    body = message.body or (handoff.ATTACHMENT_TEXT if message.has_media else "")
+    body = handoff.agent_body(message.body, message.has_media)
     dispatcher.utter_message(
         text=handoff.agent_text(message.author, body),
         handoff=handoff.handoff_metadata("agent", agent=message.author, body=body, message_sid=message.sid),

@@ -186,8 +186,26 @@ def shared_slots(slots: Mapping[str, Any]) -> Dict[str, Any]:
     }
 
 
+# What the visitor is told when the bot's domain lacks the response: the Rasa server (connectors)
+# and the action server say these, so both read one table.
+DEFAULT_RESPONSES = {
+    "utter_handoff_connecting": "Connecting you to an agent. Please hold on, someone will be with you shortly.",
+    "utter_handoff_already": "You're already connected to an agent; just type your message.",
+    "utter_handoff_failed": "Sorry, I couldn't reach an agent right now. I'm still here to help, or you can try again in a moment.",
+    "utter_handoff_relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
+    "utter_handoff_waiting": "(Sent to the agent. Their reply will show up here, at the latest with your next message.)",
+    "utter_handoff_ended": "You have left the chat with the agent.",
+    "utter_bot_back": "You're back with the bot. How else can I help?",
+    "utter_handoff_agent_ended": "The agent has ended the chat.",
+}
+
 # Stands in for an agent's file in a chat that shows text only (attachments are not relayed yet).
 ATTACHMENT_TEXT = "(sent an attachment this chat cannot show)"
+
+
+def agent_body(body: str, has_media: bool) -> str:
+    """What an agent's message says to the visitor: its text, or a stand-in for a file it carries."""
+    return body or (ATTACHMENT_TEXT if has_media else "")
 
 
 def agent_text(agent: str, body: str) -> str:

@@ -36,13 +36,10 @@ logger = logging.getLogger(__name__)
 # The intent recorded for relayed visitor turns: NLU did not run, and no policy knows it.
 RELAYED_INTENT = "handoff_relay"
 
-DEFAULT_TEXTS = {
-    "connecting": "Connecting you to an agent...",
+# Notices only the connector gives (the others are domain responses, see `handoff.DEFAULT_RESPONSES`).
+PARTICIPANT_TEXTS = {
     "agent_joined": "{name} joined the chat.",
     "agent_left": "{name} left the chat.",
-    "chat_closed": "The agent has ended the chat.",
-    "relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
-    "bot_resumed": "You're back with the bot. How else can I help?",
 }
 
 MESSAGE_EVENTS = {"onMessageAdded", "onMessageSent", "onMediaMessageSent"}
@@ -223,20 +220,20 @@ class Handoff:
         """Release the HTTP session to Twilio."""
         await self.client.http_client.close()
 
-    def _response_text(self, agent: Agent, response: Text, default: Text) -> Text:
+    def _response_text(self, agent: Agent, response: Text) -> Text:
         """The domain's wording for a notice the handoff actions also say, so both paths read the same."""
         responses = agent.domain.responses if agent.domain else {}
         for variation in responses.get(response) or []:
             if variation.get("text"):
                 return variation["text"]
-        return default
+        return handoff.DEFAULT_RESPONSES[response]
 
     def _resume_bot(self, agent: Agent, key: Optional[Text]) -> List[Event]:
         """Events that end the handoff after the chat closed: the notice, cleared slots, and the bot saying it is back."""
-        closed = self._response_text(agent, "utter_handoff_agent_ended", DEFAULT_TEXTS["chat_closed"])
+        closed = self._response_text(agent, "utter_handoff_agent_ended")
         events: List[Event] = [_system_event("chat_closed", closed, key)]
         events += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
-        back = self._response_text(agent, "utter_bot_back", DEFAULT_TEXTS["bot_resumed"])
+        back = self._response_text(agent, "utter_bot_back")
         events.append(
             BotUttered(back, metadata={"utter_action": "utter_bot_back", **handoff.handoff_metadata("system", event="bot_resumed")})
         )
@@ -282,7 +279,7 @@ class Handoff:
                 )
                 if outcome.failure:
                     logger.info("relay to Flex chat %s failed; visitor told", chat.channel_sid)
-                    events.append(_system_event("relay_failed", DEFAULT_TEXTS["relay_failed"]))
+                    events.append(_system_event("relay_failed", handoff.DEFAULT_RESPONSES["utter_handoff_relay_failed"]))
             for event in events:
                 tracker.update(event, agent.domain)
                 relay.notices += _visitor_payloads(event)
@@ -385,7 +382,7 @@ class Handoff:
         if event.type in MESSAGE_EVENTS:
             if is_visitor or not event.message_sid or event.message_sid in seen:
                 return []
-            body = event.body or (handoff.ATTACHMENT_TEXT if event.has_media else "")
+            body = handoff.agent_body(event.body, event.has_media)
             if not body.strip():
                 return []  # nothing a visitor could be shown
             author = event.author or ""
@@ -409,7 +406,7 @@ class Handoff:
             if is_visitor or not event.identity or key in seen:
                 return []
             kind = "agent_joined" if joined else "agent_left"
-            text = DEFAULT_TEXTS[kind].format(name=event.identity)
+            text = PARTICIPANT_TEXTS[kind].format(name=event.identity)
             events = [
                 _system_event(kind, text, key, agent=event.identity, channel_sid=chat.channel_sid, participant_sid=event.participant_sid)
             ]

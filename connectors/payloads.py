@@ -12,9 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Text
 
-# Rasa's names for what a bot turn may carry besides text (BotUttered `data`).
-BOT_CONTENT_KEYS = ("buttons", "quick_replies", "image", "attachment", "elements", "custom")
-
 # Recorded handoff metadata that stays on the server (routing bookkeeping).
 _SERVER_ONLY = ("role", "channel_sid", "participant_sid")
 
