@@ -22,6 +22,7 @@ from bot.settings import SANDBOX_ACCOUNT_SID, settings_from_env
 from tests.sandbox.conftest import start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
+from tests.sandbox.test_robustness import leave_a_webhook_queued
 from tests.sandbox.webhook_receiver import WebhookReceiver
 from tests.servers import free_port
 
@@ -140,17 +141,7 @@ def test_queued_webhooks_wait_for_their_own_account(tmp_path: Path, webhooks: We
     """Another account's credentials never sign (or deliver) A's queued webhooks; A delivers them when it is back."""
     db = tmp_path / "outbox-accounts.db"
     port = free_port()
-    a = start_sandbox(tmp_path, "flex-sandbox-outbox-a", db=db, port=port, extra_env={"FLEX_SANDBOX_RETRY_DELAY": "30"})
-    try:
-        sid = new_web_channel(a, "visitor-outbox-a")
-        channel = a.client.chat.v2.services(a.chat_service_sid).channels(sid)
-        channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"],
-                                configuration_retry_count=3)
-        webhooks.plan(hook, statuses=[500])
-        channel.messages.create(from_="visitor-outbox-a", body="queued for A", x_twilio_webhook_enabled="true")
-        webhooks.wait(hook, 1)
-    finally:
-        a.process.stop()
+    leave_a_webhook_queued(tmp_path, "flex-sandbox-outbox-a", db, port, webhooks, hook, "visitor-outbox-a", "queued for A")
     b = start_sandbox(tmp_path, "flex-sandbox-outbox-b", db=db, port=port, credentials=ACCOUNT_B)
     try:
         assert requests.get(b.base_url + "/sandbox/webhooks/pending", timeout=5).json()["pending"] == 0

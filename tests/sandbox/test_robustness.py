@@ -111,22 +111,31 @@ def test_fault_after_processing_and_control_api_validation(sandbox: Sandbox) -> 
     assert sandbox.agent("DELETE", f"/sandbox/faults/{rule['id']}").status_code == 404
 
 
-def test_queued_webhooks_survive_a_restart(tmp_path: Path, webhooks: WebhookReceiver, hook: str) -> None:
-    db = tmp_path / "outbox.db"
-    port = free_port()
-    slow_retries = {"FLEX_SANDBOX_RETRY_DELAY": "30"}  # the retry is still waiting when the sandbox stops
-    first = start_sandbox(tmp_path, "flex-sandbox-outbox", db=db, port=port, extra_env=slow_retries)
+def leave_a_webhook_queued(tmp_path: Path, name: str, db: Path, port: int, webhooks: WebhookReceiver, hook: str,
+                           visitor: str, body: str) -> None:
+    """Run a sandbox on `db` just long enough to leave one webhook undelivered in its outbox.
+
+    The first delivery of a chat message's `onMessageSent` fails (500); its retry, 30 s later,
+    is still waiting when the sandbox stops.
+    """
+    first = start_sandbox(tmp_path, name, db=db, port=port, extra_env={"FLEX_SANDBOX_RETRY_DELAY": "30"})
     try:
-        sid = new_web_channel(first, "visitor-outbox")
+        sid = new_web_channel(first, visitor)
         channel = first.client.chat.v2.services(first.chat_service_sid).channels(sid)
         channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"],
                                 configuration_retry_count=3)
         webhooks.plan(hook, statuses=[500])
-        channel.messages.create(from_="visitor-outbox", body="queued", x_twilio_webhook_enabled="true")
+        channel.messages.create(from_=visitor, body=body, x_twilio_webhook_enabled="true")
         webhooks.wait(hook, 1)
         assert requests.get(first.base_url + "/sandbox/webhooks/pending", timeout=5).json()["pending"] == 1
     finally:
         first.process.stop()
+
+
+def test_queued_webhooks_survive_a_restart(tmp_path: Path, webhooks: WebhookReceiver, hook: str) -> None:
+    db = tmp_path / "outbox.db"
+    port = free_port()
+    leave_a_webhook_queued(tmp_path, "flex-sandbox-outbox", db, port, webhooks, hook, "visitor-outbox", "queued")
     second = start_sandbox(tmp_path, "flex-sandbox-outbox", db=db, port=port)
     try:
         got = webhooks.wait(hook, 2)
