@@ -15,20 +15,20 @@ train: install
 	$(RASA) train --fixed-model-name northwind --out models
 
 demo: install
-	$(PY) -m bot.demo
+	$(PY) -m northwind
 
 test: install
 	$(PY) -m pytest
 
 sandbox: install
-	$(PY) -m bot.sandbox
+	.venv/bin/flex-sandbox
 
 actions: install
 	$(RASA) run actions --port 5055
 
-# Rebuild the checked-in widget bundle after editing bot/widget/src (needs Node.js).
+# Rebuild the checked-in widget bundle after editing bot/northwind/widget/src (needs Node.js).
 widget:
-	cd bot/widget && npm ci --no-audit --no-fund && npm run build
+	cd bot/northwind/widget && npm ci --no-audit --no-fund && npm run build
 
 # Terminal chat; needs the action server (and the sandbox for handoffs): run `make demo` in another terminal.
 shell: train

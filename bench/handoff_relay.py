@@ -32,8 +32,8 @@ from typing import Any, Dict, List, Optional
 import aiohttp
 import socketio
 
-from bot.handoff import OPENING_MESSAGE
-from bot.processes import ROOT
+from rasa_flex_handoff.handoff import OPENING_MESSAGE
+from northwind.processes import ROOT
 from tests.handoff.conftest import AgentDesk, Stack
 from tests.sandbox.conftest import start_sandbox
 

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 VENV=.venv
 STAMP=$VENV/.installed
-want=$(cat requirements/*.txt scripts/install.sh | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/*.txt scripts/install.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 
 # System packages the tests and demo use: a real browser and a Redis server.
 need_apt=()
@@ -47,6 +47,8 @@ quiet $pip install --quiet --disable-pip-version-check -r requirements/base.txt
 quiet $pip install --quiet --disable-pip-version-check -r requirements/dev.txt -c requirements/base.txt
 quiet $pip install --quiet --disable-pip-version-check --no-deps --ignore-requires-python \
   rasa==3.6.21 rasa-sdk==3.6.2
+# This repository's own distribution (rasa-flex-handoff), editable: the demo and tests use it as installed.
+quiet $pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 
 # Drift check: the only accepted complaint is Rasa's matplotlib<3.6 (no 3.11 wheel exists).
 if ! out=$($pip check 2>&1); then

@@ -20,8 +20,8 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from bot import demo as demo_module
-from bot.processes import popen_tied
+import northwind.__main__ as demo_module
+from northwind.processes import popen_tied
 from tests.servers import ROOT, free_port, port_in_use, wait_for
 
 pytestmark = pytest.mark.timeout(600)
@@ -50,11 +50,11 @@ def get_status(url: str, headers: Optional[Dict[str, str]] = None) -> Tuple[int,
 
 
 class Demo:
-    """`python -m bot.demo` on free ports, with its output collected."""
+    """`python -m northwind` on free ports, with its output collected."""
 
     def __init__(self, tmp_path: Path) -> None:
         self.ports = {name: free_port() for name in ("rasa", "actions", "shop", "sandbox")}
-        self.args = [sys.executable, "-m", "bot.demo", "--rasa-port", str(self.ports["rasa"]),
+        self.args = [sys.executable, "-m", "northwind", "--rasa-port", str(self.ports["rasa"]),
                      "--actions-port", str(self.ports["actions"]), "--shop-port", str(self.ports["shop"]),
                      "--state-dir", str(tmp_path)]
         self.env = {**os.environ, "FLEX_SANDBOX_PORT": str(self.ports["sandbox"]), "PYTHONPATH": str(ROOT)}
@@ -235,7 +235,7 @@ def test_a_lan_demo_binds_that_address_and_keeps_rasas_api_behind_a_token(tmp_pa
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_the_demo_refuses_to_listen_on_every_interface(host: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DEMO_HOST": host}
-    result = subprocess.run([sys.executable, "-m", "bot.demo"], cwd=ROOT, env=env,
+    result = subprocess.run([sys.executable, "-m", "northwind"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--host/DEMO_HOST must be one address" in result.stderr
@@ -244,7 +244,7 @@ def test_the_demo_refuses_to_listen_on_every_interface(host: str) -> None:
 
 LAUNCHER = textwrap.dedent("""
     import sys, threading
-    from bot.processes import popen_tied
+    from northwind.processes import popen_tied
     children = [popen_tied([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)]
     # From a thread that ends at once: PR_SET_PDEATHSIG follows the forking *thread*.
     thread = threading.Thread(target=lambda: children.append(

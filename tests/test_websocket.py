@@ -1,6 +1,6 @@
 """Socket.io over a real websocket (no polling fallback) to the running Rasa server.
 
-Sanic 21.12 closes every websocket on Python 3.11 unless `bot.sanic_compat` is applied; the
+Sanic 21.12 closes every websocket on Python 3.11 unless `rasa_flex_handoff.sanic_compat` is applied; the
 connector applies it when Rasa loads it, so this test fails without the fix.
 """
 
@@ -14,7 +14,7 @@ import pytest
 import socketio
 import yaml
 
-from bot import sanic_compat
+from rasa_flex_handoff import sanic_compat
 from tests.servers import ROOT, ServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(300)

@@ -143,10 +143,10 @@ def fake_rasa(tmp_path_factory) -> Iterator[FakeRasa]:
 
 @pytest.fixture(scope="session")
 def fake_shop(fake_rasa) -> Iterator[str]:
-    """The demo shop page (python -m bot.widget) pointed at the fake Rasa server."""
+    """The demo shop page (python -m northwind.widget) pointed at the fake Rasa server."""
     port = free_port()
     shop = ServerProcess(
-        "shop-fake", [sys.executable, "-m", "bot.widget", "--port", str(port), "--rasa-url", fake_rasa.url,
+        "shop-fake", [sys.executable, "-m", "northwind.widget", "--port", str(port), "--rasa-url", fake_rasa.url,
                       "--history-url", "{serverUrl}/history/{session_id}"],
         f"http://127.0.0.1:{port}/health", LOGS, env={"PYTHONPATH": str(ROOT)}, startup_timeout=60,
     ).start()

@@ -21,7 +21,7 @@ import socketio
 from sanic import Sanic, response
 from sanic.request import Request
 
-from bot import sanic_compat
+from rasa_flex_handoff import sanic_compat
 
 GREETING = {
     "text": "Hi! I'm Nori, the Northwind assistant. How can I help?",
@@ -85,7 +85,7 @@ def create_app(state_path: Optional[Path]) -> Sanic:
         """Record a bot-side payload in the history and send it to the session's sockets, shaped as the connector does.
 
         Tests write agent and system turns as {sender, text, agent, event, ...}; on the wire they
-        become Rasa text payloads with `metadata.handoff` (connectors/payloads.py).
+        become Rasa text payloads with `metadata.handoff` (bot/rasa_flex_handoff/payloads.py).
         """
         live = on_the_wire(payload)
         store.record(session_id, {"sender": payload.get("sender", "bot"), **live})

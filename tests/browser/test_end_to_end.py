@@ -1,7 +1,7 @@
 """The whole path in a real browser: a visitor on the shop page and an agent on the Flex sandbox desktop.
 
-Real processes: Flex sandbox (`python -m bot.sandbox --in-memory`), action server, Rasa with our
-socket.io connector (`connectors.socketio.SocketIOInput`), and the shop page (`python -m bot.widget`).
+Real processes: Flex sandbox (`python -m flex_sandbox --in-memory`), action server, Rasa with our
+socket.io connector (`rasa_flex_handoff.SocketIOInput`), and the shop page (`python -m northwind.widget`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ XSS = '<img src=x onerror="window.__xss = 1">'
 AGENT = "Alex"
 TIMEOUT = 30_000  # the bot's first answers include model warm-up
 
-if importlib.util.find_spec("connectors.socketio") is None or importlib.util.find_spec("bot.sandbox") is None:
+if importlib.util.find_spec("rasa_flex_handoff.socketio") is None or importlib.util.find_spec("flex_sandbox") is None:
     pytest.skip("the handoff connector or the Flex sandbox is not there yet", allow_module_level=True)
 
 from tests.handoff.conftest import Stack  # noqa: E402
@@ -73,7 +73,7 @@ def web_stack(model, tmp_path_factory) -> Iterator[dict]:
         stack.start()
         port = free_port()
         shop = ServerProcess(
-            "shop", [sys.executable, "-m", "bot.widget", "--port", str(port), "--rasa-url", stack.url],
+            "shop", [sys.executable, "-m", "northwind.widget", "--port", str(port), "--rasa-url", stack.url],
             f"http://127.0.0.1:{port}/health", workdir, env={"PYTHONPATH": str(ROOT)}, startup_timeout=60,
         ).start()
         yield {"shop": f"http://127.0.0.1:{port}/", "desktop": sandbox.base_url, "stack": stack}

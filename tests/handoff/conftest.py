@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 import socketio
 
-from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_API_SECRET, SANDBOX_AUTH_TOKEN
+from flex_sandbox.credentials import DEVELOPMENT
 from tests.sandbox.conftest import Sandbox as SandboxServer, start_sandbox
 from tests.servers import VENV_BIN, ServerProcess, free_port, wait_for
 
@@ -56,10 +56,10 @@ def handoff_model(request: pytest.FixtureRequest) -> Path:
 def base_env(sandbox_url: str) -> Dict[str, str]:
     """Environment for our processes: sandbox credentials and URL, whatever .env says."""
     return {
-        "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
-        "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
-        "TWILIO_API_KEY": SANDBOX_API_KEY,
-        "TWILIO_API_SECRET": SANDBOX_API_SECRET,
+        "TWILIO_ACCOUNT_SID": DEVELOPMENT.account_sid,
+        "TWILIO_AUTH_TOKEN": DEVELOPMENT.auth_token,
+        "TWILIO_API_KEY": DEVELOPMENT.api_key,
+        "TWILIO_API_SECRET": DEVELOPMENT.api_secret,
         "TWILIO_API_BASE": sandbox_url,
         "TWILIO_TIMEOUT": "2",
         "TWILIO_RETRIES": "1",
@@ -143,10 +143,10 @@ class Stack:
         self.credentials = workdir / "credentials.yml"
         self.endpoints = workdir / "endpoints.yml"
         self.credentials.write_text(
-            "connectors.socketio.SocketIOInput:\n"
+            "rasa_flex_handoff.SocketIOInput:\n"
             "  session_persistence: true\n"
             "  socketio_path: /socket.io\n"
-            "connectors.rest.RestInput: {}\n"
+            "rasa_flex_handoff.RestInput: {}\n"
             "tests.handoff.renamed_channel.SupportChatInput: {}\n"
             "rest: {}\n"
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Text
 
-from connectors.rest import RestInput
+from rasa_flex_handoff.rest import RestInput
 
 
 class SupportChatInput(RestInput):

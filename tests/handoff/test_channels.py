@@ -9,7 +9,7 @@ from typing import Any, Dict
 
 import pytest
 
-from bot.handoff import OPENING_MESSAGE
+from rasa_flex_handoff.handoff import OPENING_MESSAGE
 from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, handed_off, stream
 from tests.servers import free_port, wait_for
 

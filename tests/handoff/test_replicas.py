@@ -8,7 +8,7 @@ Topology (all real processes, logs in tests/.output/logs/replicas/):
                                  (load balancer)
                                       └──> C  (same stores, but started without REDIS_URL)
 
-The lock store is `connectors.lock_store.ReplicaSafeRedisLockStore`: with Rasa's own `redis`
+The lock store is `rasa_flex_handoff.ReplicaSafeRedisLockStore`: with Rasa's own `redis`
 lock store, replicas that take a conversation's lock at the same moment lose or resurrect
 tickets, and a webhook can wait 60 s for the lock (the first test here shows the safe one holds).
 
@@ -37,7 +37,7 @@ import pytest
 import redis
 from rasa.core.lock_store import LockError
 
-from connectors.lock_store import ReplicaSafeRedisLockStore
+from rasa_flex_handoff.lock_store import ReplicaSafeRedisLockStore
 from tests.handoff.conftest import MODES, AgentDesk, Visitor, base_env, handed_off
 from tests.servers import VENV_BIN, ServerProcess, free_port, wait_for
 
@@ -233,15 +233,15 @@ def cluster(sandbox: AgentDesk, handoff_model: Path, log_dir: Path, redis_port: 
         credentials = workdir / "credentials.yml"
         endpoints = workdir / "endpoints.yml"
         credentials.write_text(
-            "connectors.socketio.SocketIOInput:\n"
+            "rasa_flex_handoff.SocketIOInput:\n"
             "  session_persistence: true\n"
             "  socketio_path: /socket.io\n"
-            "connectors.rest.RestInput: {}\n"
+            "rasa_flex_handoff.RestInput: {}\n"
         )
         endpoints.write_text(
             f"action_endpoint:\n  url: {action_router.url}/webhook\n"
             f"tracker_store:\n  type: redis\n  url: 127.0.0.1\n  port: {redis_port}\n  db: 0\n"
-            f"lock_store:\n  type: connectors.lock_store.ReplicaSafeRedisLockStore\n"
+            f"lock_store:\n  type: rasa_flex_handoff.ReplicaSafeRedisLockStore\n"
             f"  url: 127.0.0.1\n  port: {redis_port}\n  db: 1\n"
         )
         actions: Dict[str, ServerProcess] = {}

@@ -6,7 +6,7 @@ import json
 
 import jwt
 
-from bot.settings import SANDBOX_API_SECRET
+from flex_sandbox.credentials import DEVELOPMENT
 from tests.handoff.conftest import AGENT, Stack, handed_off
 from tests.servers import wait_for
 
@@ -23,7 +23,7 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     task = handed_off(stack, visitor, metadata={"handoff_access_token": True})  # this front end wants the Twilio SDK
     connecting = visitor.wait_for(lambda m: m.get("event") == "connecting", "connecting notice", start=start)
     assert connecting["sender"] == "system" and "Connecting you to an agent" in connecting["text"]
-    claims = jwt.decode(connecting["chat"]["token"], SANDBOX_API_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(connecting["chat"]["token"], DEVELOPMENT.api_secret, algorithms=["HS256"])
     assert claims["grants"]["identity"] == connecting["chat"]["identity"] == task["visitor_identity"]
     assert visitor.session_id not in json.dumps(task)  # Flex never learns the socket room
 

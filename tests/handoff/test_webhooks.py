@@ -8,13 +8,13 @@ from urllib.parse import urlencode
 import requests
 from twilio.request_validator import RequestValidator
 
-from bot import handoff
-from bot.settings import SANDBOX_AUTH_TOKEN
+from rasa_flex_handoff import handoff
+from flex_sandbox.credentials import DEVELOPMENT
 from tests.handoff.conftest import AGENT, Stack, handed_off
 
 
 def webhook_url(stack: Stack, sender_id: str) -> str:
-    return handoff.webhook_url(stack.url, "/webhooks/handoff_socketio/flex", sender_id, SANDBOX_AUTH_TOKEN)
+    return handoff.webhook_url(stack.url, "/webhooks/handoff_socketio/flex", sender_id, DEVELOPMENT.auth_token)
 
 
 def agent_message_form(stack: Stack, channel_sid: str, message_sid: str, body: str, index: int) -> Dict[str, str]:
@@ -42,7 +42,7 @@ def test_forged_or_unsigned_webhooks_are_rejected(stack: Stack, visitors) -> Non
     task = handed_off(stack, visitor)
     url = webhook_url(stack, visitor.session_id)
     form = agent_message_form(stack, task["channel_sid"], "IM" + "f" * 32, "forged text", 99)
-    validator = RequestValidator(SANDBOX_AUTH_TOKEN)
+    validator = RequestValidator(DEVELOPMENT.auth_token)
 
     assert post(url, form).status_code == 403  # unsigned
     assert post(url, form, "bm90IGEgc2lnbmF0dXJl").status_code == 403  # garbage
@@ -63,7 +63,7 @@ def test_duplicate_webhook_is_delivered_once(stack: Stack, visitors) -> None:
     visitor = visitors()
     task = handed_off(stack, visitor)
     url = webhook_url(stack, visitor.session_id)
-    validator = RequestValidator(SANDBOX_AUTH_TOKEN)
+    validator = RequestValidator(DEVELOPMENT.auth_token)
     form = agent_message_form(stack, task["channel_sid"], "IM" + "d" * 32, "only once", 50)
     for retry in range(3):
         retried = {**form, "RetryCount": str(retry)}
@@ -96,7 +96,7 @@ def test_webhook_for_a_chat_that_ended_is_ignored(stack: Stack, visitors) -> Non
     visitor.wait_for(lambda m: m.get("event") == "bot_resumed", "bot resumed")
     url = webhook_url(stack, visitor.session_id)
     form = agent_message_form(stack, task["channel_sid"], "IM" + "e" * 32, "late message", 77)
-    assert post(url, form, RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, form)).status_code < 300
+    assert post(url, form, RequestValidator(DEVELOPMENT.auth_token).compute_signature(url, form)).status_code < 300
     tracker = stack.tracker(visitor.session_id)  # the route answers only after recording
     assert tracker["slots"]["handoff_status"] is None
     assert "late message" not in [body_of(e) for e in tracker["events"]]
@@ -109,7 +109,7 @@ def test_signed_webhook_with_blank_values_is_accepted(stack: Stack, visitors) ->
     task = handed_off(stack, visitor)
     url = webhook_url(stack, visitor.session_id)
     form = {**agent_message_form(stack, task["channel_sid"], "IM" + "b" * 32, "with blanks", 60), "Attributes": "", "ParticipantSid": ""}
-    assert post(url, form, RequestValidator(SANDBOX_AUTH_TOKEN).compute_signature(url, form)).status_code < 300
+    assert post(url, form, RequestValidator(DEVELOPMENT.auth_token).compute_signature(url, form)).status_code < 300
     visitor.wait_for(lambda m: m.get("text") == "with blanks", "delivered")
 
 

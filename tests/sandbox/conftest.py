@@ -11,18 +11,17 @@ import pytest
 import requests
 from twilio.rest import Client
 
-from bot.settings import (
-    SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_API_SECRET, SANDBOX_AUTH_TOKEN, Settings, settings_from_env,
-)
-from bot.twilio_http import twilio_client
+from flex_sandbox.credentials import DEVELOPMENT
+from rasa_flex_handoff.settings import Settings, settings_from_env
+from rasa_flex_handoff.twilio_http import twilio_client
 from tests.sandbox.webhook_receiver import WebhookReceiver
 from tests.servers import ServerProcess, free_port
 
 CREDENTIALS = {
-    "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
-    "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
-    "TWILIO_API_KEY": SANDBOX_API_KEY,
-    "TWILIO_API_SECRET": SANDBOX_API_SECRET,
+    "TWILIO_ACCOUNT_SID": DEVELOPMENT.account_sid,
+    "TWILIO_AUTH_TOKEN": DEVELOPMENT.auth_token,
+    "TWILIO_API_KEY": DEVELOPMENT.api_key,
+    "TWILIO_API_SECRET": DEVELOPMENT.api_secret,
 }
 
 
@@ -63,7 +62,7 @@ class Sandbox:
 def start_sandbox(log_dir: Path, name: str = "flex-sandbox", db: Optional[Path] = None,
                   port: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None,
                   credentials: Optional[Dict[str, str]] = None) -> Sandbox:
-    """Start `python -m bot.sandbox` as a real process and wait for /health.
+    """Start `python -m flex_sandbox` as a real process and wait for /health.
 
     `credentials` (the four `TWILIO_*` variables of `CREDENTIALS`) run it as another account;
     the returned `settings`/`client` use the same ones.
@@ -73,9 +72,9 @@ def start_sandbox(log_dir: Path, name: str = "flex-sandbox", db: Optional[Path] 
     storage = ["--db", str(db)] if db else ["--in-memory"]
     credentials = credentials or CREDENTIALS
     env = {**credentials, "TWILIO_API_BASE": "", "FLEX_SANDBOX_RETRY_DELAY": "0.05", **(extra_env or {})}
-    process = ServerProcess(name, [sys.executable, "-m", "bot.sandbox", "--port", str(port), *storage],
+    process = ServerProcess(name, [sys.executable, "-m", "flex_sandbox", "--port", str(port), *storage],
                             f"{base_url}/health", log_dir, env=env, startup_timeout=30).start()
-    settings = settings_from_env({**credentials, "TWILIO_API_BASE": base_url, "FLEX_SANDBOX_PORT": str(port)})
+    settings = settings_from_env({**credentials, "TWILIO_API_BASE": base_url, "PUBLIC_URL": "http://127.0.0.1:5005"})
     info = requests.get(f"{base_url}/health", timeout=5).json()
     return Sandbox(base_url, settings, twilio_client(settings), process, info)
 
@@ -93,7 +92,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def webhooks() -> Iterator[WebhookReceiver]:
     """A signature-checking webhook receiver on a free port."""
-    receiver = WebhookReceiver(SANDBOX_AUTH_TOKEN).start()
+    receiver = WebhookReceiver(DEVELOPMENT.auth_token).start()
     try:
         yield receiver
     finally:

@@ -16,9 +16,9 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from bot.sandbox.account import Account
-from bot.sandbox.store import Store
-from bot.settings import SANDBOX_ACCOUNT_SID, settings_from_env
+from flex_sandbox.account import Account
+from flex_sandbox.store import Store
+from flex_sandbox.credentials import DEVELOPMENT, credentials_from_env
 from tests.sandbox.conftest import start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
@@ -62,7 +62,7 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
         a_info = a.info
     finally:
         a.process.stop()
-    assert a_info["account_sid"] == SANDBOX_ACCOUNT_SID
+    assert a_info["account_sid"] == DEVELOPMENT.account_sid
 
     b = start_sandbox(tmp_path, "flex-sandbox-account-b", db=db, port=port, credentials=ACCOUNT_B)
     try:
@@ -120,13 +120,13 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
         assert again.info == a_info  # A's provisioning is unchanged
         client = again.client
         conversation = client.conversations.v1.conversations(chat.conversation_sid).fetch()
-        assert conversation.account_sid == SANDBOX_ACCOUNT_SID
+        assert conversation.account_sid == DEVELOPMENT.account_sid
         assert {c.sid for c in client.conversations.v1.conversations.list()} == {chat.conversation_sid, plain.sid}
         assert client.conversations.v1.conversations("shared-name").fetch().sid == plain.sid
         assert [m.account_sid for m in client.conversations.v1.conversations(chat.conversation_sid).messages.list()] == [
-            SANDBOX_ACCOUNT_SID]
+            DEVELOPMENT.account_sid]
         channel = client.chat.v2.services(again.chat_service_sid).channels(legacy_sid).fetch()
-        assert channel.account_sid == SANDBOX_ACCOUNT_SID
+        assert channel.account_sid == DEVELOPMENT.account_sid
         assert [m.body for m in client.chat.v2.services(again.chat_service_sid).channels(legacy_sid).messages.list()] == [
             "legacy hello"]
         assert [c.sid for c in client.chat.v2.services(again.chat_service_sid).channels.list()] == [legacy_sid]
@@ -152,7 +152,7 @@ def test_queued_webhooks_wait_for_their_own_account(tmp_path: Path, webhooks: We
     again = start_sandbox(tmp_path, "flex-sandbox-outbox-a2", db=db, port=port)
     try:
         got = webhooks.wait(hook, 2)
-        assert got[1].params["Body"] == "queued for A" and got[1].params["AccountSid"] == SANDBOX_ACCOUNT_SID
+        assert got[1].params["Body"] == "queued for A" and got[1].params["AccountSid"] == DEVELOPMENT.account_sid
         assert got[1].signature_valid  # signed with A's auth token
     finally:
         again.process.stop()
@@ -171,7 +171,7 @@ CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NU
 def test_a_state_file_from_before_accounts_belongs_to_the_account_that_provisioned_it(tmp_path: Path) -> None:
     """A file written when resources had no owner: its flow's account keeps everything; another account starts fresh."""
     db = tmp_path / "legacy.db"
-    a_sid, chat_service, flow, channel, task = (SANDBOX_ACCOUNT_SID, "IS" + "1" * 32, "FO" + "2" * 32, "CH" + "3" * 32,
+    a_sid, chat_service, flow, channel, task = (DEVELOPMENT.account_sid, "IS" + "1" * 32, "FO" + "2" * 32, "CH" + "3" * 32,
                                                 "WT" + "4" * 32)
     with sqlite3.connect(db) as conn:
         conn.executescript(LEGACY_SCHEMA)
@@ -190,12 +190,12 @@ def test_a_state_file_from_before_accounts_belongs_to_the_account_that_provision
 
     store = Store(str(db))
     try:
-        a = Account(settings_from_env({"TWILIO_ACCOUNT_SID": a_sid, "TWILIO_AUTH_TOKEN": "x" * 32}), store)
+        a = Account(credentials_from_env({"TWILIO_ACCOUNT_SID": a_sid, "TWILIO_AUTH_TOKEN": "x" * 32}), store)
         assert a.chat_service_sid == chat_service  # not provisioned again
         assert [f["sid"] for f in a.store.list("flex_flow")[0]] == [flow]
         assert a.store.get("chat_channel", channel) is not None and a.store.get("task", task) is not None
         assert a.store.get("service", chat_service) is not None and len(a.store.pending_deliveries()) == 1
-        b = Account(settings_from_env(ACCOUNT_B), store)
+        b = Account(credentials_from_env(ACCOUNT_B), store)
         assert b.chat_service_sid not in ("", chat_service)
         assert [f["account_sid"] for f in b.store.list("flex_flow")[0]] == [ACCOUNT_B["TWILIO_ACCOUNT_SID"]]
         assert b.store.get("chat_channel", channel) is None and b.store.get("task", task) is None
@@ -204,6 +204,6 @@ def test_a_state_file_from_before_accounts_belongs_to_the_account_that_provision
         store.close()
     reopened = Store(str(db))  # migrating twice changes nothing
     try:
-        assert Account(settings_from_env({"TWILIO_ACCOUNT_SID": a_sid, "TWILIO_AUTH_TOKEN": "x" * 32}), reopened).chat_service_sid == chat_service
+        assert Account(credentials_from_env({"TWILIO_ACCOUNT_SID": a_sid, "TWILIO_AUTH_TOKEN": "x" * 32}), reopened).chat_service_sid == chat_service
     finally:
         reopened.close()

@@ -7,13 +7,13 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
-from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
-from bot.twilio_http import SandboxHttpClient
+from flex_sandbox.credentials import DEVELOPMENT
+from rasa_flex_handoff.twilio_http import SandboxHttpClient
 from tests.sandbox.conftest import Sandbox
 
 
 def raw(sandbox: Sandbox, method: str, path: str, **kwargs) -> requests.Response:
-    kwargs.setdefault("auth", (SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN))
+    kwargs.setdefault("auth", (DEVELOPMENT.account_sid, DEVELOPMENT.auth_token))
     return requests.request(method, sandbox.base_url + path, timeout=10, **kwargs)
 
 
@@ -25,7 +25,7 @@ def assert_twilio_error(response: requests.Response, status: int, code: int) -> 
 
 
 def test_wrong_or_missing_credentials_are_401_20003(sandbox: Sandbox) -> None:
-    wrong = Client(SANDBOX_ACCOUNT_SID, "wrong-token", http_client=SandboxHttpClient(sandbox.base_url))
+    wrong = Client(DEVELOPMENT.account_sid, "wrong-token", http_client=SandboxHttpClient(sandbox.base_url))
     with pytest.raises(TwilioRestException) as e:
         wrong.flex_api.v1.flex_flow(sandbox.flex_flow_sid).fetch()
     assert e.value.status == 401 and e.value.code == 20003
@@ -36,7 +36,7 @@ def test_wrong_or_missing_credentials_are_401_20003(sandbox: Sandbox) -> None:
 
 
 def test_account_token_and_api_key_both_authenticate(sandbox: Sandbox) -> None:
-    by_token = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, http_client=SandboxHttpClient(sandbox.base_url))
+    by_token = Client(DEVELOPMENT.account_sid, DEVELOPMENT.auth_token, http_client=SandboxHttpClient(sandbox.base_url))
     assert by_token.flex_api.v1.flex_flow.list()
     assert sandbox.client.username.startswith("SK")  # the fixture's client uses the API key
     assert sandbox.client.flex_api.v1.flex_flow.list()

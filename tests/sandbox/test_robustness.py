@@ -10,8 +10,8 @@ import pytest
 import requests
 from twilio.base.exceptions import TwilioRestException
 
-from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
-from bot.twilio_http import SandboxHttpClient
+from flex_sandbox.credentials import DEVELOPMENT
+from rasa_flex_handoff.twilio_http import SandboxHttpClient
 from tests.sandbox.conftest import Sandbox, start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
@@ -55,7 +55,7 @@ def test_200_concurrent_posts_keep_every_message_in_order(sandbox: Sandbox) -> N
     url = f"{sandbox.base_url}/conversations/v1/Conversations/{chat.conversation_sid}/Messages"
 
     async def post_all() -> list:
-        auth = aiohttp.BasicAuth(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+        auth = aiohttp.BasicAuth(DEVELOPMENT.account_sid, DEVELOPMENT.auth_token)
         async with aiohttp.ClientSession(auth=auth, connector=aiohttp.TCPConnector(limit=200)) as session:
             async def post(i: int) -> dict:
                 async with session.post(url, data={"Author": chat.identity, "Body": f"m{i}"}) as r:
@@ -89,7 +89,7 @@ def test_fault_injection_returns_twilio_errors_then_recovers(sandbox: Sandbox) -
 def test_fault_injection_delay_makes_the_client_time_out(sandbox: Sandbox) -> None:
     sandbox.agent("POST", "/sandbox/faults", {"path_regex": "^/flex-api/v2/WebChats$", "delay": 1.5, "times": 1})
     from twilio.rest import Client
-    impatient = Client(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, http_client=SandboxHttpClient(sandbox.base_url, timeout=0.3))
+    impatient = Client(DEVELOPMENT.account_sid, DEVELOPMENT.auth_token, http_client=SandboxHttpClient(sandbox.base_url, timeout=0.3))
     with pytest.raises(requests.exceptions.Timeout):
         impatient.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid)
     assert impatient.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid).conversation_sid.startswith("CH")

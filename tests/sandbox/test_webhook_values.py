@@ -17,7 +17,7 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
-from bot.settings import SANDBOX_AUTH_TOKEN
+from flex_sandbox.credentials import DEVELOPMENT
 from tests.sandbox.conftest import Sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
@@ -40,7 +40,7 @@ def posted(got: Received) -> Posted:
 
 
 def signature_valid(got: Received, params: Dict) -> bool:
-    return RequestValidator(SANDBOX_AUTH_TOKEN).validate(got.url, params, got.headers["X-Twilio-Signature"])
+    return RequestValidator(DEVELOPMENT.auth_token).validate(got.url, params, got.headers["X-Twilio-Signature"])
 
 
 def upload(sandbox: Sandbox, service_sid: str, content: bytes, content_type: str) -> dict:

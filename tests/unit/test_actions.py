@@ -11,7 +11,7 @@ from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.fallback import ActionFallback, consecutive_fallbacks
-from actions.handoff import ActionEndHandoff, answer_again
+from rasa_flex_handoff.actions import ActionEndHandoff, answer_again
 from actions.orders import (
     ActionOrderStatus,
     ValidateOrderStatusForm,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 
-from bot import handoff
-from bot.flex import FlexChat
-from connectors.handoff import agents_recorded_in
+from rasa_flex_handoff import handoff
+from rasa_flex_handoff.flex import FlexChat
+from rasa_flex_handoff.relay import agents_recorded_in
 
 CHAT = FlexChat("conversations", "CH1", "visitor-identity")
 

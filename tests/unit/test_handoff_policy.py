@@ -13,7 +13,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from bot.policy import HandoffPolicy
+from rasa_flex_handoff.policy import HandoffPolicy
 
 DOMAIN = Domain.from_yaml(
     """

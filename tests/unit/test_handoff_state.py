@@ -7,9 +7,10 @@ import time
 import jwt
 from rasa.shared.core.events import BotUttered, UserUttered
 
-from bot import handoff
-from bot.flex import FlexChat
-from bot.settings import SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_API_SECRET, settings_from_env
+from rasa_flex_handoff import handoff
+from rasa_flex_handoff.flex import FlexChat
+from flex_sandbox.credentials import DEVELOPMENT
+from rasa_flex_handoff.settings import settings_from_env
 
 SENDER = "3f2b9c1d8e7a46f0b1c2d3e4f5a6b7c8"  # what a socket.io session id looks like
 SECRET = "auth-token-for-tests"
@@ -80,12 +81,12 @@ def test_webhook_token_round_trips_and_is_opaque() -> None:
 
 
 def test_access_token_claims_verify_with_the_api_secret() -> None:
-    settings = settings_from_env({"HANDOFF_TOKEN_TTL": "600"})
+    settings = settings_from_env({**DEVELOPMENT.as_env(), "PUBLIC_URL": "https://bot.example.com", "HANDOFF_TOKEN_TTL": "600"})
     before = int(time.time())
     token = handoff.access_token(settings, "visitor_abc", "IS" + "1" * 32)
-    claims = jwt.decode(token, SANDBOX_API_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(token, DEVELOPMENT.api_secret, algorithms=["HS256"])
     assert jwt.get_unverified_header(token)["cty"] == "twilio-fpa;v=1"
-    assert claims["iss"] == SANDBOX_API_KEY and claims["sub"] == SANDBOX_ACCOUNT_SID
+    assert claims["iss"] == DEVELOPMENT.api_key and claims["sub"] == DEVELOPMENT.account_sid
     assert claims["grants"] == {"identity": "visitor_abc", "chat": {"service_sid": "IS" + "1" * 32}}
     assert before + 600 <= claims["exp"] <= int(time.time()) + 600
 

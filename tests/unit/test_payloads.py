@@ -15,11 +15,11 @@ from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.channels.socketio import SocketIOOutput as StockSocketIOOutput
 from rasa.shared.core.events import BotUttered
 
-from bot import handoff
-from connectors import payloads
-from connectors.handoff import webhook_params
-from connectors.rest import RestOutput
-from connectors.socketio import SocketIOOutput
+from rasa_flex_handoff import handoff
+from rasa_flex_handoff import payloads
+from rasa_flex_handoff.relay import webhook_params
+from rasa_flex_handoff.rest import RestOutput
+from rasa_flex_handoff.socketio import SocketIOOutput
 
 BUTTONS = [{"title": "Talk to an agent", "payload": "/talk_to_agent"}]
 

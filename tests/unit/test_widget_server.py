@@ -1,9 +1,9 @@
-"""The demo shop server's page rendering (python -m bot.widget)."""
+"""The demo shop server's page rendering (python -m northwind.widget)."""
 
 from __future__ import annotations
 
-from bot.widget import WIDGET_JS
-from bot.widget.server import render_shop_page
+from northwind.widget import WIDGET_JS
+from northwind.widget.server import render_shop_page
 
 
 def test_shop_page_points_the_widget_at_rasa():

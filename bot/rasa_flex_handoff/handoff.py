@@ -1,0 +1,319 @@
+"""Handoff state and context as plain functions on tracker events and slots.
+
+Events may be Rasa event objects or their dict form (what rasa-sdk actions receive), so
+the action server and the connector share one implementation.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+from urllib.parse import quote
+
+from cryptography.fernet import Fernet, InvalidToken
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import ChatGrant
+
+from rasa_flex_handoff.flex import FlexChat
+from rasa_flex_handoff.settings import Settings
+
+PENDING = "pending"
+ACTIVE = "active"
+
+STATUS_SLOT = "handoff_status"
+CHANNEL_SLOT = "handoff_channel_sid"
+IDENTITY_SLOT = "handoff_identity"
+MODE_SLOT = "handoff_mode"
+SERVICE_SLOT = "handoff_service_sid"
+LAST_INDEX_SLOT = "handoff_last_index"
+HANDOFF_SLOTS = (STATUS_SLOT, CHANNEL_SLOT, IDENTITY_SLOT, MODE_SLOT, SERVICE_SLOT, LAST_INDEX_SLOT)
+NAME_SLOT = "visitor_name"
+
+TALK_TO_AGENT_INTENT = "talk_to_agent"
+END_CHAT_INTENT = "end_chat"
+END_CHAT_PAYLOAD = "/end_chat"
+
+# Slots that never go to Flex: ours, Rasa's bookkeeping, and front-end metadata.
+_PRIVATE_SLOTS = {"session_started_metadata", "requested_slot"}
+
+DEFAULT_VISITOR_NAME = "Website visitor"
+WEBHOOK_ROUTE = "flex"
+
+# Message metadata our connectors stamp (overriding any client-sent value): what the channel can do.
+CAPABILITIES_KEY = "handoff_connector"
+# Message metadata a front end sends to ask for the Flex chat details and a Twilio access token.
+TOKEN_REQUEST_KEY = "handoff_access_token"
+
+
+def _as_dict(event: Any) -> Dict[str, Any]:
+    return event if isinstance(event, dict) else event.as_dict()
+
+
+def _iso(timestamp: Optional[float]) -> Optional[str]:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(float(timestamp), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ChannelCapabilities:
+    """What the visitor's input channel can do, as its connector declared it in the message metadata.
+
+    Stock channels (`rasa shell`, Rasa's `rest`, `socketio`, `twilio`, Slack...) declare
+    nothing: they get no webhooks (the handoff actions poll Flex) and no access token
+    (they would show it as text or fail on it).
+    """
+
+    webhook_path: Optional[str] = None  # where Flex posts this chat's events, under PUBLIC_URL
+    access_token: bool = False  # the client asked for the token and the channel can carry it
+
+
+def _capabilities_mac(sender_id: str, webhook_path: str, access_token: bool, secret: str) -> str:
+    message = f"capabilities:{sender_id}:{webhook_path}:{int(access_token)}"
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+
+
+def declare_capabilities(metadata: Any, webhook_path: str, sender_id: str, secret: str) -> Dict[str, Any]:
+    """Message metadata with our connector's capabilities stamped in, replacing whatever the client sent there.
+
+    The stamp is signed with the handoff secret: Rasa's own channels pass client metadata
+    through untouched, so an unsigned claim could be forged by any visitor of those.
+    """
+    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
+    wants_token = metadata.get(TOKEN_REQUEST_KEY) is True
+    metadata[CAPABILITIES_KEY] = {
+        "webhook_path": webhook_path,
+        "access_token": wants_token,
+        "signature": _capabilities_mac(sender_id, webhook_path, wants_token, secret),
+    }
+    return metadata
+
+
+def capabilities_of(metadata: Optional[Mapping[str, Any]], sender_id: str, secret: str) -> ChannelCapabilities:
+    """The capabilities our connector declared for this message (none for stock channels or forged claims)."""
+    found = (metadata or {}).get(CAPABILITIES_KEY)
+    if not isinstance(found, Mapping):
+        return ChannelCapabilities()
+    path, token, signature = found.get("webhook_path"), found.get("access_token") is True, found.get("signature")
+    if not isinstance(path, str) or not path.startswith("/webhooks/") or not isinstance(signature, str):
+        return ChannelCapabilities()
+    if not hmac.compare_digest(signature, _capabilities_mac(sender_id, path, token, secret)):
+        return ChannelCapabilities()
+    return ChannelCapabilities(webhook_path=path, access_token=token)
+
+
+def is_active(slots: Mapping[str, Any]) -> bool:
+    """Whether the conversation is handed off (pending or with an agent)."""
+    return slots.get(STATUS_SLOT) in (PENDING, ACTIVE)
+
+
+def is_end_chat(text: Optional[str], intent: Optional[str] = None) -> bool:
+    """Whether the visitor asked to end the agent chat."""
+    return intent == END_CHAT_INTENT or (text or "").strip().lower().startswith(END_CHAT_PAYLOAD)
+
+
+def visitor_identity(sender_id: str, secret: str) -> str:
+    """A stable chat identity for the visitor that does not reveal the conversation/socket id."""
+    digest = hmac.new(secret.encode(), f"identity:{sender_id}".encode(), hashlib.sha256).hexdigest()
+    return f"visitor_{digest[:32]}"
+
+
+def _fernet(secret: str) -> Fernet:
+    key = hashlib.sha256(f"handoff-webhook:{secret}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(key))
+
+
+def webhook_token(sender_id: str, secret: str) -> str:
+    """Encrypt the conversation id for the webhook URL: Flex sees only an opaque token."""
+    return _fernet(secret).encrypt(sender_id.encode()).decode()
+
+
+def sender_from_webhook_token(token: str, secret: str) -> Optional[str]:
+    """The conversation id inside a webhook token, or None when it was not made with `secret`."""
+    try:
+        return _fernet(secret).decrypt(token.encode()).decode()
+    except (InvalidToken, ValueError, UnicodeDecodeError):
+        return None
+
+
+def webhook_url(public_url: str, webhook_path: str, sender_id: str, secret: str) -> str:
+    """Where Flex posts this conversation's events: the channel's route plus the opaque token."""
+    return f"{public_url.rstrip('/')}{webhook_path}?c={quote(webhook_token(sender_id, secret))}"
+
+
+def transcript(events: Iterable[Any]) -> List[Dict[str, Any]]:
+    """The conversation so far as the agent should read it: visitor, bot and agent turns."""
+    lines: List[Dict[str, Any]] = []
+    for raw in events:
+        event = _as_dict(raw)
+        kind = event.get("event")
+        text = event.get("text")
+        if kind == "session_started":
+            continue
+        if not text:
+            continue
+        if kind == "user":
+            who = "visitor"
+        elif kind == "bot":
+            role = ((event.get("metadata") or {}).get("handoff") or {}).get("role")
+            who = role if role in ("agent", "system") else "bot"
+        else:
+            continue
+        lines.append({"from": who, "text": text, "timestamp": _iso(event.get("timestamp"))})
+    return lines
+
+
+def latest_intent(events: Iterable[Any]) -> Optional[str]:
+    """The intent of the visitor's latest message."""
+    intent = None
+    for raw in events:
+        event = _as_dict(raw)
+        if event.get("event") == "user":
+            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+    return intent
+
+
+def shared_slots(slots: Mapping[str, Any]) -> Dict[str, Any]:
+    """Filled slots the agent may see (no handoff bookkeeping, no front-end metadata)."""
+    return {
+        name: value
+        for name, value in slots.items()
+        if value is not None and not name.startswith("handoff_") and name not in _PRIVATE_SLOTS
+    }
+
+
+# What the visitor is told when the bot's domain lacks the response: the Rasa server (connectors)
+# and the action server say these, so both read one table.
+DEFAULT_RESPONSES = {
+    "utter_handoff_connecting": "Connecting you to an agent. Please hold on, someone will be with you shortly.",
+    "utter_handoff_already": "You're already connected to an agent; just type your message.",
+    "utter_handoff_failed": "Sorry, I couldn't reach an agent right now. I'm still here to help, or you can try again in a moment.",
+    "utter_handoff_relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
+    "utter_handoff_waiting": "(Sent to the agent. Their reply will show up here, at the latest with your next message.)",
+    "utter_handoff_ended": "You have left the chat with the agent.",
+    "utter_bot_back": "You're back with the bot. How else can I help?",
+    "utter_handoff_agent_ended": "The agent has ended the chat.",
+}
+
+# Stands in for an agent's file in a chat that shows text only (attachments are not relayed yet).
+ATTACHMENT_TEXT = "(sent an attachment this chat cannot show)"
+
+
+def agent_body(body: str, has_media: bool) -> str:
+    """What an agent's message says to the visitor: its text, or a stand-in for a file it carries."""
+    return body or (ATTACHMENT_TEXT if has_media else "")
+
+
+def agent_text(agent: str, body: str) -> str:
+    """How an agent's message reads in a plain widget or a terminal: "Alice: Hello"."""
+    return f"{agent}: {body}" if agent else body
+
+
+def visitor_name(slots: Mapping[str, Any]) -> str:
+    """The name the agent sees: the bot's name slot when filled, else a neutral default."""
+    name = slots.get(NAME_SLOT)
+    return str(name).strip()[:64] if name and str(name).strip() else DEFAULT_VISITOR_NAME
+
+
+def context(events: Iterable[Any], slots: Mapping[str, Any], intent: Optional[str] = None) -> Dict[str, Any]:
+    """Pre-engagement data for Flex: who, why (intent), the transcript and the filled slots."""
+    events = list(events)
+    lines = transcript(events)
+    question = next((line["text"] for line in reversed(lines) if line["from"] == "visitor"), "")
+    return {
+        "friendlyName": visitor_name(slots),
+        "question": question,
+        "intent": intent or latest_intent(events),
+        "transcript": lines,
+        "slots": shared_slots(slots),
+        "source": "rasa",
+    }
+
+
+OPENING_MESSAGE = "(asked to talk to an agent)"
+
+
+def opening_message(events: Iterable[Any]) -> str:
+    """The first line the agent reads in the chat: the visitor's own request when it was typed."""
+    last = next((line["text"] for line in reversed(transcript(events)) if line["from"] == "visitor"), "")
+    return last if last and not last.startswith("/") else OPENING_MESSAGE
+
+
+def access_token(settings: Settings, identity: str, service_sid: Optional[str]) -> str:
+    """A Twilio access token with a chat grant, so a front end can use the Twilio SDK directly."""
+    token = AccessToken(
+        settings.account_sid, settings.api_key, settings.api_secret, identity=identity, ttl=settings.token_ttl
+    )
+    token.add_grant(ChatGrant(service_sid=service_sid))
+    jwt = token.to_jwt()
+    return jwt.decode() if isinstance(jwt, bytes) else jwt
+
+
+def start_slots(chat: FlexChat, last_index: int = -1) -> Dict[str, Any]:
+    """Slot values once the Flex chat exists: the bot pauses until they are cleared."""
+    return {
+        STATUS_SLOT: PENDING,
+        CHANNEL_SLOT: chat.channel_sid,
+        IDENTITY_SLOT: chat.identity,
+        MODE_SLOT: chat.mode,
+        SERVICE_SLOT: chat.service_sid,
+        LAST_INDEX_SLOT: float(last_index),
+    }
+
+
+def cleared_slots() -> Dict[str, None]:
+    """Slot values that hand the conversation back to the bot."""
+    return {name: None for name in HANDOFF_SLOTS}
+
+
+def chat_from_slots(slots: Mapping[str, Any]) -> Optional[FlexChat]:
+    """The Flex chat this conversation is handed off to, if any."""
+    if not is_active(slots) or not slots.get(CHANNEL_SLOT) or not slots.get(MODE_SLOT):
+        return None
+    return FlexChat(
+        mode=slots[MODE_SLOT],
+        channel_sid=slots[CHANNEL_SLOT],
+        identity=slots.get(IDENTITY_SLOT) or "",
+        service_sid=slots.get(SERVICE_SLOT),
+    )
+
+
+def last_index(slots: Mapping[str, Any]) -> int:
+    """Index of the last Flex message already shown to the visitor (-1: none)."""
+    value = slots.get(LAST_INDEX_SLOT)
+    try:
+        return int(float(value)) if value is not None else -1
+    except (TypeError, ValueError):
+        return -1
+
+
+def handoff_metadata(role: str, **fields: Any) -> Dict[str, Any]:
+    """BotUttered metadata that marks a turn as coming from the Flex side."""
+    return {"handoff": {"role": role, **{k: v for k, v in fields.items() if v is not None}}}
+
+
+def recorded_message_sids(events: Iterable[Any]) -> Set[str]:
+    """Flex message sids already recorded as bot turns (Twilio retries webhooks)."""
+    sids: Set[str] = set()
+    for raw in events:
+        if isinstance(raw, dict):
+            if raw.get("event") != "bot":
+                continue
+            metadata = raw.get("metadata") or {}
+        else:
+            if getattr(raw, "type_name", None) != "bot":
+                continue
+            metadata = getattr(raw, "metadata", None) or {}
+        sid = (metadata.get("handoff") or {}).get("message_sid")
+        if sid:
+            sids.add(sid)
+    return sids
+
+
+def already_recorded(events: Iterable[Any], message_sid: str) -> bool:
+    """Whether this Flex message was already delivered to the visitor."""
+    return message_sid in recorded_message_sids(events)

@@ -1,0 +1,88 @@
+"""`HandoffPolicy`: while a conversation is handed off, every visitor turn goes to the agent.
+
+The connector relays visitor messages itself, but stock channels (`rasa shell`'s cmdline,
+Rasa's `rest` and `socketio`) run NLU and policies on every message. This policy outranks
+the others while `handoff_status` is pending/active, so those turns run
+`action_relay_to_agent` (or `action_end_handoff` for `/end_chat`) instead of bot replies.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Text
+
+from rasa.core.constants import POLICY_PRIORITY, RULE_POLICY_PRIORITY
+from rasa.core.policies.policy import Policy, PolicyPrediction, confidence_scores_for
+from rasa.engine.graph import ExecutionContext
+from rasa.engine.recipes.default_recipe import DefaultV1Recipe
+from rasa.engine.storage.resource import Resource
+from rasa.engine.storage.storage import ModelStorage
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.generator import TrackerWithCachedStates
+from rasa.shared.core.trackers import DialogueStateTracker
+
+from rasa_flex_handoff.handoff import STATUS_SLOT, is_active, is_end_chat
+
+RELAY_ACTION = "action_relay_to_agent"
+END_ACTION = "action_end_handoff"
+HANDOFF_ACTION = "action_handoff_to_agent"
+_OWN_ACTIONS = (RELAY_ACTION, END_ACTION)
+
+
+def next_action(tracker: DialogueStateTracker) -> Optional[Text]:
+    """The action this policy insists on for the tracker, or None to abstain."""
+    for event in reversed(tracker.events):
+        if isinstance(event, UserUttered):
+            if not is_active({STATUS_SLOT: tracker.get_slot(STATUS_SLOT)}):
+                return None
+            intent = (event.intent or {}).get("name")
+            return END_ACTION if is_end_chat(event.text, intent) else RELAY_ACTION
+        if isinstance(event, ActionExecuted):
+            if event.action_name in _OWN_ACTIONS:
+                return ACTION_LISTEN_NAME
+            return None
+    return None
+
+
+@DefaultV1Recipe.register(
+    DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True
+)
+class HandoffPolicy(Policy):
+    """Routes visitor turns to the agent while handed off; abstains otherwise. Needs no data."""
+
+    @staticmethod
+    def get_default_config() -> Dict[Text, Any]:
+        """Outranks RulePolicy, so a `talk_to_agent` or fallback rule cannot interrupt the agent chat."""
+        return {POLICY_PRIORITY: RULE_POLICY_PRIORITY + 6}
+
+    def __init__(
+        self,
+        config: Dict[Text, Any],
+        model_storage: ModelStorage,
+        resource: Resource,
+        execution_context: ExecutionContext,
+        featurizer: Optional[Any] = None,
+    ) -> None:
+        super().__init__(config, model_storage, resource, execution_context, featurizer)
+
+    def train(
+        self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
+    ) -> Resource:
+        """Nothing to learn: persist an empty resource so the model loads like any other."""
+        with self._model_storage.write_to(self._resource):
+            pass
+        return self._resource
+
+    def predict_action_probabilities(
+        self,
+        tracker: DialogueStateTracker,
+        domain: Domain,
+        rule_only_data: Optional[Dict[Text, Any]] = None,
+        **kwargs: Any,
+    ) -> PolicyPrediction:
+        """Confidence 1.0 for the handoff action the tracker needs, all zeros otherwise."""
+        action = next_action(tracker)
+        if action is None or action not in domain.action_names_or_texts:
+            return self._prediction(self._default_predictions(domain))
+        return self._prediction(confidence_scores_for(action, 1.0, domain))

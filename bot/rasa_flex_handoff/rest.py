@@ -1,0 +1,119 @@
+"""REST channel with Flex handoff: Rasa's `rest` request/response, plus a history endpoint.
+
+`POST /webhooks/handoff_rest/webhook` takes `{"sender", "message", "metadata"}` and answers
+with the messages for this turn, as Rasa's `rest` does (`{recipient_id, text}`, `buttons`,
+`image`, `custom`); agent and system turns are text messages with the handoff under `metadata`.
+Agent messages arrive later, so clients poll
+`GET /webhooks/handoff_rest/messages?sender=<id>&since=<n>`: `{"messages": [...], "next": <n>}`
+with visitor, bot, agent and system turns of conversations started on this channel (pass
+`next` as `since` on the next call). With `jwt_key` set, both need a bearer token for the sender.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+from rasa_flex_handoff import payloads
+from rasa_flex_handoff.relay import Handoff, may_read_history, visitor_message
+
+logger = logging.getLogger(__name__)
+
+
+class RestOutput(CollectingOutputChannel):
+    """Collects the turn's messages as Rasa's `rest` does; handoff turns carry `metadata.handoff`."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff_rest"
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        if not payloads.is_handoff_message(message):
+            await super().send_response(recipient_id, message)
+            return
+        self.messages.append({"recipient_id": recipient_id, **payloads.from_bot_message(message)})
+
+
+class RestInput(InputChannel):
+    """A REST input channel that relays handed-off conversations to Flex."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff_rest"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        return cls(jwt_key=credentials.get("jwt_key"), jwt_method=credentials.get("jwt_method", "HS256"))
+
+    def __init__(self, handoff: Optional[Handoff] = None, jwt_key: Optional[Text] = None, jwt_method: Text = "HS256") -> None:
+        self.handoff = handoff or Handoff()
+        self.jwt_key = jwt_key
+        self.jwt_algorithm = jwt_method
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Message, history and Flex webhook routes."""
+        webhook = Blueprint(f"{self.name()}_webhook", __name__)
+
+        def refused(request: Request, sender_id: Text) -> Optional[HTTPResponse]:
+            if may_read_history(request, sender_id, self.jwt_key, self.jwt_algorithm):
+                return None
+            return response.json({"error": "a bearer token for this sender is required"}, status=401)
+
+        @webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        @webhook.route("/webhook", methods=["POST"])
+        async def receive(request: Request) -> HTTPResponse:
+            body = request.json if isinstance(request.json, dict) else {}
+            sender_id = body.get("sender")
+            if not sender_id or not isinstance(sender_id, (str, int)):
+                return response.json({"error": "sender is required"}, status=400)
+            sender_id = str(sender_id)
+            denied = refused(request, sender_id)
+            if denied is not None:
+                return denied
+            text = body.get("message")
+            if text is not None and not isinstance(text, str):
+                return response.json({"error": "message must be a string"}, status=400)
+            collector = RestOutput()
+            message = visitor_message(
+                self, text, collector, sender_id, body.get("metadata"), self.handoff.settings.signing_secret
+            )
+            relay = await self.handoff.relay_visitor_message(request.app.ctx.agent, message)
+            notices = [{"recipient_id": sender_id, **notice} for notice in relay.notices]
+            if relay.to_bot:
+                await on_new_message(message)
+            return response.json(notices + collector.messages)
+
+        @webhook.route("/messages", methods=["GET"])
+        async def messages(request: Request) -> HTTPResponse:
+            sender_id = request.args.get("sender")
+            if not sender_id:
+                return response.json({"error": "sender is required"}, status=400)
+            denied = refused(request, sender_id)
+            if denied is not None:
+                return denied
+            try:
+                since = max(0, int(request.args.get("since", "0")))
+            except ValueError:
+                return response.json({"error": "since must be an integer"}, status=400)
+            found = await self.handoff.history(request.app.ctx.agent, sender_id, self.name(), "buttons", since)
+            if found is None:
+                return response.json({"error": "no conversation of this channel has that sender"}, status=404)
+            entries, next_since = found
+            return response.json({"messages": entries, "next": next_since}, headers={"Cache-Control": "no-store"})
+
+        async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+            # REST visitors read agent turns from /messages; the tracker already has them.
+            return None
+
+        self.handoff.add_webhook_route(webhook, deliver)
+        self.handoff.add_shutdown(webhook)
+        return webhook

@@ -1,0 +1,167 @@
+"""The plugin's configuration, from the environment only.
+
+The Rasa server and the action server read the same variables, so both sides of a handoff
+agree on the account, the public URL and the secrets. Nothing here has a default that points
+at the local Flex sandbox: the plugin talks to a sandbox only when `TWILIO_API_BASE` says so,
+so a deployment with real credentials can never end up on one by accident.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import urlsplit
+
+CONVERSATIONS = "conversations"
+LEGACY = "legacy"
+FLEX_MODES = (CONVERSATIONS, LEGACY)
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or malformed; the message names every one, on one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the plugin reads from the environment (see the README's settings table)."""
+
+    account_sid: str
+    auth_token: str
+    api_key: str
+    api_secret: str
+    public_url: str
+    api_base: Optional[str] = None  # None: real Twilio; else the Flex sandbox (or a proxy) at that URL
+    flex_mode: str = CONVERSATIONS
+    chat_service_sid: Optional[str] = None
+    flex_flow_sid: Optional[str] = None
+    conversations_address_sid: Optional[str] = None
+    redis_url: Optional[str] = None
+    token_ttl: int = 3600
+    twilio_timeout: float = 10.0
+    twilio_retries: int = 2
+    shell_wait: float = 6.0
+    handoff_secret: Optional[str] = None
+
+    @property
+    def uses_sandbox(self) -> bool:
+        """Whether Twilio's API is served from `TWILIO_API_BASE` (the sandbox) rather than twilio.com."""
+        return self.api_base is not None
+
+    @property
+    def signing_secret(self) -> str:
+        """Key for visitor identities and webhook tokens: HANDOFF_SECRET, else the auth token."""
+        return self.handoff_secret or self.auth_token
+
+
+_SID = re.compile(r"^{}[0-9a-fA-F]{{32}}$")
+
+
+def _sid(prefix: str) -> Callable[[str], Optional[str]]:
+    pattern = re.compile(_SID.pattern.format(prefix))
+    return lambda value: None if pattern.match(value) else f"expected {prefix} followed by 32 hex digits"
+
+
+def _url(value: str) -> Optional[str]:
+    parts = urlsplit(value)
+    return None if parts.scheme in ("http", "https") and parts.netloc else "expected an http(s) URL"
+
+
+def _number(kind: Callable[[str], object]) -> Callable[[str], Optional[str]]:
+    def check(value: str) -> Optional[str]:
+        try:
+            number = kind(value)
+        except ValueError:
+            return f"expected a {kind.__name__}"
+        return None if isinstance(number, (int, float)) and number >= 0 else "expected a non-negative number"
+
+    return check
+
+
+def _mode(value: str) -> Optional[str]:
+    return None if value.lower() in FLEX_MODES else f"expected one of {', '.join(FLEX_MODES)}"
+
+
+# Variable: (required, check). Required ones fail the start when unset.
+VARIABLES: Dict[str, Tuple[bool, Callable[[str], Optional[str]]]] = {
+    "TWILIO_ACCOUNT_SID": (True, _sid("AC")),
+    "TWILIO_AUTH_TOKEN": (True, lambda v: None),
+    "TWILIO_API_KEY": (True, _sid("SK")),
+    "TWILIO_API_SECRET": (True, lambda v: None),
+    "PUBLIC_URL": (True, _url),
+    "TWILIO_API_BASE": (False, _url),
+    "FLEX_MODE": (False, _mode),
+    "TWILIO_CHAT_SERVICE_SID": (False, _sid("IS")),
+    "FLEX_FLOW_SID": (False, _sid("FO")),
+    "FLEX_CONVERSATIONS_ADDRESS_SID": (False, _sid("IG")),
+    "REDIS_URL": (False, lambda v: None),
+    "HANDOFF_TOKEN_TTL": (False, _number(int)),
+    "TWILIO_TIMEOUT": (False, _number(float)),
+    "TWILIO_RETRIES": (False, _number(int)),
+    "HANDOFF_SHELL_WAIT": (False, _number(float)),
+    "HANDOFF_SECRET": (False, lambda v: None),
+}
+
+
+def overrides_from_credentials(credentials: Optional[Mapping[str, object]]) -> Dict[str, str]:
+    """A channel's `credentials.yml` keys that name a setting (its variable in lower case)."""
+    found: Dict[str, str] = {}
+    for key, value in (credentials or {}).items():
+        name = str(key).upper()
+        if name in VARIABLES and value is not None:
+            found[name] = str(value)
+    return found
+
+
+def settings_from_env(env: Optional[Mapping[str, str]] = None, overrides: Optional[Mapping[str, str]] = None) -> Settings:
+    """Read and check every setting; raise `SettingsError` naming all that are missing or malformed."""
+    source = {**(os.environ if env is None else env), **(overrides or {})}
+    values: Dict[str, Optional[str]] = {}
+    missing: List[str] = []
+    malformed: List[str] = []
+    for name, (required, check) in VARIABLES.items():
+        value = (source.get(name) or "").strip() or None
+        values[name] = value
+        if value is None:
+            if required:
+                missing.append(name)
+            continue
+        problem = check(value)
+        if problem:
+            malformed.append(f"{name} ({problem})")
+    if missing or malformed:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if malformed:
+            parts.append("malformed " + ", ".join(malformed))
+        raise SettingsError("Flex handoff settings: " + "; ".join(parts) + " (set them in the environment; see the README)")
+
+    def get(name: str) -> Optional[str]:
+        return values[name]
+
+    def required(name: str) -> str:
+        value = values[name]
+        assert value is not None
+        return value
+
+    api_base = get("TWILIO_API_BASE")
+    return Settings(
+        account_sid=required("TWILIO_ACCOUNT_SID"),
+        auth_token=required("TWILIO_AUTH_TOKEN"),
+        api_key=required("TWILIO_API_KEY"),
+        api_secret=required("TWILIO_API_SECRET"),
+        public_url=required("PUBLIC_URL").rstrip("/"),
+        api_base=api_base.rstrip("/") if api_base else None,
+        flex_mode=(get("FLEX_MODE") or CONVERSATIONS).lower(),
+        chat_service_sid=get("TWILIO_CHAT_SERVICE_SID"),
+        flex_flow_sid=get("FLEX_FLOW_SID"),
+        conversations_address_sid=get("FLEX_CONVERSATIONS_ADDRESS_SID"),
+        redis_url=get("REDIS_URL"),
+        token_ttl=int(get("HANDOFF_TOKEN_TTL") or 3600),
+        twilio_timeout=float(get("TWILIO_TIMEOUT") or 10),
+        twilio_retries=int(get("TWILIO_RETRIES") or 2),
+        shell_wait=float(get("HANDOFF_SHELL_WAIT") or 6),
+        handoff_secret=get("HANDOFF_SECRET"),
+    )

@@ -1,0 +1,248 @@
+"""Socket.io channel with Flex handoff: Rasa's socket.io protocol, plus agent and system turns.
+
+Same events and payload shapes as Rasa's `socketio` channel (`session_request`/`session_confirm`,
+`user_uttered`, `bot_uttered` with `{text}`, `{text, quick_replies}`, `{attachment}`), so Rasa
+widgets keep working. While a conversation is handed off, visitor messages go to the Flex
+agent; the agent's messages arrive as `{"text": "Alice: ...", "metadata": {"handoff": {...}}}`
+and notices as `{"text": ..., "metadata": {"handoff": {"sender": "system", "event": ...}}}`
+(bot/rasa_flex_handoff/payloads.py). With `REDIS_URL` set, emits reach visitors on any replica.
+`GET /webhooks/handoff_socketio/history/<session_id>` returns the conversation for the widget.
+With the Flex sandbox, the agent's typing reaches the visitor as `agent_typing` (bot/rasa_flex_handoff/agent_typing.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+
+import rasa.core.channels.channel
+from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
+from rasa.core.channels.socketio import SocketBlueprint
+from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
+from sanic import Blueprint, Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+from socketio import AsyncRedisManager, AsyncServer
+
+from rasa_flex_handoff import sanic_compat
+from rasa_flex_handoff import payloads
+from rasa_flex_handoff.agent_typing import AgentTypingFeed, join_channel_room
+from rasa_flex_handoff.relay import Handoff, may_read_history, visitor_message
+
+# Rasa's server is Sanic 21.12: its websockets need this on Python 3.11 (see bot/rasa_flex_handoff/sanic_compat.py).
+sanic_compat.apply()
+
+logger = logging.getLogger(__name__)
+
+class SocketIOOutput(RasaSocketIOOutput):
+    """Rasa's socket.io output, plus handoff payloads (token, agent and system turns)."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff_socketio"
+
+    async def send_payloads(self, recipient_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+        """Emit ready-made payloads to the visitor's room, in order."""
+        for payload in payloads:
+            await self._send_message(recipient_id, payload)
+
+    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+        """Handoff turns as one text payload with `metadata.handoff`; every other turn exactly as Rasa sends it."""
+        if not payloads.is_handoff_message(message):
+            await super().send_response(recipient_id, message)
+            return
+        await self._send_message(recipient_id, payloads.from_bot_message(message))
+        handoff = payloads.handoff_of(message)
+        if handoff.get("event") == "connecting" and handoff.get("channel_sid"):
+            # This replica handled the visitor's request, so it holds their sockets.
+            join_channel_room(self.sio, recipient_id, handoff["channel_sid"])
+
+
+def is_typing(data: Dict[Text, Any]) -> bool:
+    """A `visitor_typing` start signal (older clients send no flag); a stop must not show "typing"."""
+    return data.get("typing", True) is True
+
+
+class _AppBlueprint(SocketBlueprint):
+    """Rasa's socket blueprint that also remembers the app it is registered on."""
+
+    def register(self, app: Sanic, options: Dict[Text, Any]) -> None:
+        self.ctx.app = app
+        super().register(app, options)
+
+
+class SocketIOInput(InputChannel):
+    """A socket.io input channel that relays handed-off conversations to Flex."""
+
+    @classmethod
+    def name(cls) -> Text:
+        return "handoff_socketio"
+
+    @classmethod
+    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+        credentials = credentials or {}
+        return cls(
+            credentials.get("user_message_evt", "user_uttered"),
+            credentials.get("bot_message_evt", "bot_uttered"),
+            credentials.get("namespace"),
+            credentials.get("session_persistence", False),
+            credentials.get("socketio_path", "/socket.io"),
+            credentials.get("jwt_key"),
+            credentials.get("jwt_method", "HS256"),
+            credentials.get("metadata_key", "metadata"),
+            credentials.get("cors_allowed_origins", []),
+        )
+
+    def __init__(
+        self,
+        user_message_evt: Text = "user_uttered",
+        bot_message_evt: Text = "bot_uttered",
+        namespace: Optional[Text] = None,
+        session_persistence: bool = False,
+        socketio_path: Optional[Text] = "/socket.io",
+        jwt_key: Optional[Text] = None,
+        jwt_method: Optional[Text] = "HS256",
+        metadata_key: Optional[Text] = "metadata",
+        cors_allowed_origins: Any = None,
+        handoff: Optional[Handoff] = None,
+    ) -> None:
+        self.bot_message_evt = bot_message_evt
+        self.session_persistence = session_persistence
+        self.user_message_evt = user_message_evt
+        self.namespace = namespace
+        self.socketio_path = socketio_path
+        self.sio: Optional[AsyncServer] = None
+        self.metadata_key = metadata_key
+        self.jwt_key = jwt_key
+        self.jwt_algorithm = jwt_method
+        # [] as in Rasa: no CORS check by python-socketio (same-origin and widgets on other sites).
+        self.cors_allowed_origins = cors_allowed_origins if cors_allowed_origins is not None else []
+        self.handoff = handoff or Handoff()
+
+    def get_output_channel(self) -> Optional[OutputChannel]:
+        """Output for messages Rasa sends outside a visitor turn (e.g. the /execute API)."""
+        if self.sio is None:
+            return None
+        return SocketIOOutput(self.sio, self.bot_message_evt)
+
+    def _server(self) -> AsyncServer:
+        manager = None
+        if self.handoff.settings.redis_url:
+            # Emits go through Redis, so the replica holding the visitor's socket delivers them.
+            manager = AsyncRedisManager(self.handoff.settings.redis_url)
+        return AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins, client_manager=manager)
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        """Socket.io endpoint, health check and Flex webhook route."""
+        sio = self._server()
+        socketio_webhook = _AppBlueprint(sio, self.socketio_path, f"{self.name()}_webhook", __name__)
+        self.sio = sio
+        output = SocketIOOutput(sio, self.bot_message_evt)
+
+        @socketio_webhook.route("/", methods=["GET"])
+        async def health(_: Request) -> HTTPResponse:
+            return response.json({"status": "ok"})
+
+        async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+            await output.send_payloads(sender_id, payloads)
+
+        async def catch_up(agent: Any, session_id: Text) -> bool:
+            """Fetch what Flex could not deliver meanwhile and emit it to the session's room."""
+            payloads = await self.handoff.catch_up(agent, session_id)
+            if payloads:
+                await deliver(session_id, payloads)
+            return bool(payloads)
+
+        @socketio_webhook.route("/history/<session_id>", methods=["GET"], name=f"{self.name()}_history")
+        async def history(request: Request, session_id: Text) -> HTTPResponse:
+            """The session's turns for the widget (reload, reconnect): the session id is the key, plus a JWT with `jwt_key`."""
+            agent = request.app.ctx.agent
+            headers = {"Cache-Control": "no-store"}
+            if not may_read_history(request, session_id, self.jwt_key, self.jwt_algorithm):
+                return response.json({"error": "a bearer token for this conversation is required"}, status=401, headers=headers)
+            found = await self.handoff.history(agent, session_id, self.name(), "quick_replies")
+            if found is None:
+                return response.json({"session_id": session_id, "messages": []}, status=404, headers=headers)
+            if await catch_up(agent, session_id):
+                found = await self.handoff.history(agent, session_id, self.name(), "quick_replies") or found
+            return response.json({"session_id": session_id, "messages": found[0]}, headers=headers)
+
+        self.handoff.add_webhook_route(socketio_webhook, deliver)
+        self.handoff.add_shutdown(socketio_webhook)
+        if self.handoff.settings.uses_sandbox:
+            typing_feed = AgentTypingFeed(sio, self.handoff.settings.api_base or "", self.namespace)
+
+            @socketio_webhook.listener("after_server_start")
+            async def start_typing_feed(_app: Any, _loop: Any) -> None:
+                typing_feed.start()
+
+            @socketio_webhook.listener("before_server_stop")
+            async def stop_typing_feed(_app: Any, _loop: Any) -> None:
+                await typing_feed.stop()
+
+        @sio.on("connect", namespace=self.namespace)
+        async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
+            if not self.jwt_key:
+                return True
+            token = (auth or {}).get("token")
+            payload = None
+            if token:
+                payload = rasa.core.channels.channel.decode_bearer_token(token, self.jwt_key, self.jwt_algorithm)
+            return bool(payload)
+
+        @sio.on("session_request", namespace=self.namespace)
+        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+            data = data or {}
+            if not data.get("session_id"):
+                data["session_id"] = uuid.uuid4().hex
+            if self.session_persistence:
+                # python-socketio 5.8: enter_room is synchronous (5.10+ would need await).
+                sio.enter_room(sid, data["session_id"], namespace=self.namespace)
+            await sio.emit("session_confirm", data["session_id"], room=sid, namespace=self.namespace)
+            if self.session_persistence:
+                agent = socketio_webhook.ctx.app.ctx.agent
+                chat = await self.handoff.chat_of(agent, data["session_id"])
+                if chat is not None:
+                    join_channel_room(sio, data["session_id"], chat.channel_sid, self.namespace)
+                    await catch_up(agent, data["session_id"])
+
+        def sender_of(sid: Text, data: Dict) -> Optional[Text]:
+            if not self.session_persistence:
+                return sid
+            if not data.get("session_id"):
+                logger.warning("socket.io message without session_id ignored (send session_request first)")
+                return None
+            return data["session_id"]
+
+        @sio.on(self.user_message_evt, namespace=self.namespace)
+        async def handle_message(sid: Text, data: Dict) -> None:
+            if not isinstance(data, dict):
+                return
+            sender_id = sender_of(sid, data)
+            if sender_id is None:
+                return
+            metadata = data.get(self.metadata_key) or {}
+            if isinstance(metadata, str):
+                try:
+                    metadata = json.loads(metadata)
+                except ValueError:
+                    metadata = {}
+            message = visitor_message(
+                self, data.get("message", ""), output, sender_id, metadata, self.handoff.settings.signing_secret
+            )
+            agent = socketio_webhook.ctx.app.ctx.agent
+            relay = await self.handoff.relay_visitor_message(agent, message)
+            if relay.notices:
+                await output.send_payloads(sender_id, relay.notices)
+            if relay.to_bot:
+                await on_new_message(message)
+
+        @sio.on("visitor_typing", namespace=self.namespace)
+        async def visitor_typing(sid: Text, data: Optional[Dict]) -> None:
+            sender_id = sender_of(sid, data or {})
+            if sender_id is not None and is_typing(data or {}):
+                await self.handoff.forward_typing(socketio_webhook.ctx.app.ctx.agent, sender_id)
+
+        return socketio_webhook

@@ -1,1 +1,0 @@
-"""Rasa input channels that hand website chats to Twilio Flex agents and back."""
