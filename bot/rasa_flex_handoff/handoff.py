@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 from urllib.parse import quote
@@ -70,25 +71,44 @@ class ChannelCapabilities:
 
     webhook_path: Optional[str] = None  # where Flex posts this chat's events, under PUBLIC_URL
     access_token: bool = False  # the client asked for the token and the channel can carry it
+    visitor: Mapping[str, str] = field(default_factory=dict)  # who the visitor is, as the channel vouches
 
 
-def _capabilities_mac(sender_id: str, webhook_path: str, access_token: bool, secret: str) -> str:
-    message = f"capabilities:{sender_id}:{webhook_path}:{int(access_token)}"
+# What a channel may say about the visitor (SocketIOInput.visitor), each at most this long.
+VISITOR_FIELDS = ("name", "email", "customer_id")
+MAX_VISITOR_FIELD = 200
+
+
+def visitor_fields(found: Any) -> Dict[str, str]:
+    """The known visitor fields of `found` that are non-empty strings, trimmed and capped."""
+    if not isinstance(found, Mapping):
+        return {}
+    fields = {key: found.get(key) for key in VISITOR_FIELDS}
+    return {key: value.strip()[:MAX_VISITOR_FIELD] for key, value in fields.items() if isinstance(value, str) and value.strip()}
+
+
+def _capabilities_mac(sender_id: str, webhook_path: str, access_token: bool, visitor: Mapping[str, str], secret: str) -> str:
+    message = f"capabilities:{sender_id}:{webhook_path}:{int(access_token)}:{json.dumps(dict(visitor), sort_keys=True)}"
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def declare_capabilities(metadata: Any, webhook_path: str, sender_id: str, secret: str) -> Dict[str, Any]:
+def declare_capabilities(
+    metadata: Any, webhook_path: str, sender_id: str, secret: str, visitor: Optional[Mapping[str, Any]] = None
+) -> Dict[str, Any]:
     """Message metadata with our connector's capabilities stamped in, replacing whatever the client sent there.
 
     The stamp is signed with the handoff secret: Rasa's own channels pass client metadata
-    through untouched, so an unsigned claim could be forged by any visitor of those.
+    through untouched, so an unsigned claim (a webhook route, or who the visitor is) could be
+    forged by any visitor of those.
     """
     metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
     wants_token = metadata.get(TOKEN_REQUEST_KEY) is True
+    vouched = visitor_fields(visitor)
     metadata[CAPABILITIES_KEY] = {
         "webhook_path": webhook_path,
         "access_token": wants_token,
-        "signature": _capabilities_mac(sender_id, webhook_path, wants_token, secret),
+        "visitor": vouched,
+        "signature": _capabilities_mac(sender_id, webhook_path, wants_token, vouched, secret),
     }
     return metadata
 
@@ -99,11 +119,12 @@ def capabilities_of(metadata: Optional[Mapping[str, Any]], sender_id: str, secre
     if not isinstance(found, Mapping):
         return ChannelCapabilities()
     path, token, signature = found.get("webhook_path"), found.get("access_token") is True, found.get("signature")
+    visitor = visitor_fields(found.get("visitor"))
     if not isinstance(path, str) or not path.startswith("/webhooks/") or not isinstance(signature, str):
         return ChannelCapabilities()
-    if not hmac.compare_digest(signature, _capabilities_mac(sender_id, path, token, secret)):
+    if not hmac.compare_digest(signature, _capabilities_mac(sender_id, path, token, visitor, secret)):
         return ChannelCapabilities()
-    return ChannelCapabilities(webhook_path=path, access_token=token)
+    return ChannelCapabilities(webhook_path=path, access_token=token, visitor=visitor)
 
 
 def is_active(slots: Mapping[str, Any]) -> bool:
@@ -213,19 +234,24 @@ def agent_text(agent: str, body: str) -> str:
     return f"{agent}: {body}" if agent else body
 
 
-def visitor_name(slots: Mapping[str, Any]) -> str:
-    """The name the agent sees: the bot's name slot when filled, else a neutral default."""
-    name = slots.get(NAME_SLOT)
-    return str(name).strip()[:64] if name and str(name).strip() else DEFAULT_VISITOR_NAME
+def visitor_name(slots: Mapping[str, Any], visitor: Optional[Mapping[str, str]] = None) -> str:
+    """The name the agent sees: the bot's name slot, else the name the channel vouched for, else a neutral default."""
+    for name in (slots.get(NAME_SLOT), (visitor or {}).get("name")):
+        if name and str(name).strip():
+            return str(name).strip()[:64]
+    return DEFAULT_VISITOR_NAME
 
 
-def context(events: Iterable[Any], slots: Mapping[str, Any], intent: Optional[str] = None) -> Dict[str, Any]:
-    """Pre-engagement data for Flex: who, why (intent), the transcript and the filled slots."""
+def context(
+    events: Iterable[Any], slots: Mapping[str, Any], intent: Optional[str] = None, visitor: Optional[Mapping[str, str]] = None
+) -> Dict[str, Any]:
+    """Pre-engagement data for Flex: who (with what the channel knows of them), why, the transcript and the filled slots."""
     events = list(events)
     lines = transcript(events)
     question = next((line["text"] for line in reversed(lines) if line["from"] == "visitor"), "")
     return {
-        "friendlyName": visitor_name(slots),
+        "friendlyName": visitor_name(slots, visitor),
+        "visitor": dict(visitor or {}),
         "question": question,
         "intent": intent or latest_intent(events),
         "transcript": lines,

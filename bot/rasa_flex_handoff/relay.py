@@ -64,7 +64,13 @@ def started_on(tracker: DialogueStateTracker, channel: Text) -> bool:
 
 
 def visitor_message(
-    channel: InputChannel, text: Optional[Text], output: OutputChannel, sender_id: Text, metadata: Any, secret: Text
+    channel: InputChannel,
+    text: Optional[Text],
+    output: OutputChannel,
+    sender_id: Text,
+    metadata: Any,
+    secret: Text,
+    visitor: Optional[Mapping[Text, Any]] = None,
 ) -> UserMessage:
     """A visitor's message as our connectors pass it on, with the channel's capabilities stamped in its metadata.
 
@@ -75,7 +81,7 @@ def visitor_message(
     webhook_path = f"/webhooks/{channel.url_prefix()}/{handoff.WEBHOOK_ROUTE}"
     return UserMessage(
         text, output, sender_id, input_channel=channel.name(),
-        metadata=handoff.declare_capabilities(metadata, webhook_path, sender_id, secret),
+        metadata=handoff.declare_capabilities(metadata, webhook_path, sender_id, secret, visitor),
     )
 
 

@@ -121,6 +121,16 @@ class SocketIOInput(InputChannel):
         self.cors_allowed_origins = cors_allowed_origins if cors_allowed_origins is not None else []
         self.handoff = handoff or Handoff()
 
+    def visitor(self, metadata: Dict[Text, Any]) -> Optional[Dict[Text, Any]]:
+        """Who the visitor is, for the agent: `name`, `email`, `customer_id` (all optional).
+
+        Override this to pass what your page knows about a logged-in visitor from the message's
+        metadata. The plugin signs what this returns into the message, so a visitor of another
+        channel cannot claim to be someone else; it is shown to the agent as sent, so return only
+        what your page vouches for. The default says nothing.
+        """
+        return None
+
     def get_output_channel(self) -> Optional[OutputChannel]:
         """Output for messages Rasa sends outside a visitor turn (e.g. the /execute API)."""
         if self.sio is None:
@@ -230,7 +240,8 @@ class SocketIOInput(InputChannel):
                 except ValueError:
                     metadata = {}
             message = visitor_message(
-                self, data.get("message", ""), output, sender_id, metadata, self.handoff.settings.signing_secret
+                self, data.get("message", ""), output, sender_id, metadata, self.handoff.settings.signing_secret,
+                self.visitor(metadata if isinstance(metadata, dict) else {}),
             )
             agent = socketio_webhook.ctx.app.ctx.agent
             relay = await self.handoff.relay_visitor_message(agent, message)

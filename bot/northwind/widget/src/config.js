@@ -40,6 +40,9 @@ export const DEFAULTS = {
   typingIdleMs: 1500, // visitor "stopped typing" after this long without a keystroke
   container: null, // element to mount into; default document.body
   zIndex: 2147483000,
+  // Sent as `metadata` with every message (Rasa's socket.io `metadata_key`), e.g. the signed-in
+  // customer `{customer: {name, email}}` for a channel that passes it on to the agent.
+  metadata: null,
 };
 
 // data-server-url="..." -> serverUrl; data-color-primary="#123" -> colors.primary
@@ -68,6 +71,14 @@ export function configFromScript(script) {
   }
   if (config.open !== undefined) config.open = config.open !== "false";
   if (config.historyUrl === "none") config.historyUrl = null;
+  if (data.metadata) {
+    try {
+      const parsed = JSON.parse(data.metadata);
+      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) config.metadata = parsed;
+    } catch (_) {
+      console.warn("handoff widget: data-metadata is not a JSON object; ignored");
+    }
+  }
   const colors = {};
   for (const [attribute, value] of Object.entries(data)) {
     const match = /^color([A-Z]\w*)$/.exec(attribute);

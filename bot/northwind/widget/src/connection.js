@@ -6,7 +6,7 @@ import { io } from "socket.io-client";
 
 export class RasaConnection {
   /**
-   * @param {object} options serverUrl, socketPath, transports, sessionId
+   * @param {object} options serverUrl, socketPath, transports, sessionId, metadata
    * @param {object} handlers onConfirm(sessionId, isReconnect), onBotUttered(data),
    *   onAgentTyping(data), onOffline(reason), onConnectError(error)
    */
@@ -64,7 +64,10 @@ export class RasaConnection {
   }
 
   sendText(text) {
-    this.socket.emit("user_uttered", { message: text, session_id: this.sessionId });
+    const message = { message: text, session_id: this.sessionId };
+    // Like Rasa's webchat customData: what the page tells the bot with every message.
+    if (this.options.metadata) message.metadata = this.options.metadata;
+    this.socket.emit("user_uttered", message);
   }
 
   setTyping(typing) {

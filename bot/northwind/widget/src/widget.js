@@ -47,7 +47,8 @@ export class HandoffWidget {
     this.render();
 
     this.connection = new RasaConnection(
-      { serverUrl: config.serverUrl, socketPath: config.socketPath, transports: config.transports, sessionId: this.session.id },
+      { serverUrl: config.serverUrl, socketPath: config.socketPath, transports: config.transports, sessionId: this.session.id,
+        metadata: config.metadata },
       {
         onConfirm: (sessionId, isReconnect) => this.onConfirm(sessionId, isReconnect),
         onBotUttered: (data) => this.receive(data),
