@@ -6,7 +6,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install train demo test sandbox shell actions widget clean
+.PHONY: install train demo test lint sandbox shell actions widget wheel clean
 
 install:
 	@bash scripts/install.sh
@@ -17,8 +17,18 @@ train: install
 demo: install
 	$(PY) -m northwind
 
-test: install
+# Lint, format and type checks first (seconds), then every suite.
+test: lint
 	$(PY) -m pytest
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+# The distribution as users install it: dist/rasa_flex_handoff-<version>-py3-none-any.whl
+wheel: install
+	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w dist .
 
 sandbox: install
 	.venv/bin/flex-sandbox
@@ -35,4 +45,4 @@ shell: train
 	$(RASA) shell -m models --port 5006 --endpoints endpoints.yml
 
 clean:
-	rm -rf models results var .rasa tests/.output
+	rm -rf models results var .rasa tests/.output dist build

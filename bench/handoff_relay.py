@@ -32,10 +32,9 @@ from typing import Any, Dict, List, Optional
 import aiohttp
 import socketio
 
-from rasa_flex_handoff.handoff import OPENING_MESSAGE
 from northwind.processes import ROOT
-from tests.handoff.conftest import AgentDesk, Stack
-from tests.sandbox.conftest import start_sandbox
+from northwind.servers import AgentDesk, Stack, start_sandbox
+from rasa_flex_handoff.handoff import OPENING_MESSAGE
 
 WAIT = 30.0  # seconds a single message may take before it counts as lost
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import List
 
-from tests.sandbox.conftest import start_sandbox
+from northwind.servers import start_sandbox
 
 
 async def post_all(sandbox, channel_sid: str, clients: int, per_client: int) -> List[float]:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT, VENV_BIN
+from northwind.processes import ROOT, VENV_BIN
 
 OUTPUT = ROOT / "tests" / ".output"
 MODELS = ROOT / "models"

@@ -21,8 +21,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import pytest
 
 import northwind.__main__ as demo_module
-from northwind.processes import popen_tied
-from tests.servers import ROOT, free_port, port_in_use, wait_for
+from northwind.processes import ROOT, free_port, popen_tied, port_in_use, wait_for
 
 pytestmark = pytest.mark.timeout(600)
 

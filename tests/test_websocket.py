@@ -14,8 +14,8 @@ import pytest
 import socketio
 import yaml
 
+from northwind.processes import ROOT, ServerProcess, free_port
 from rasa_flex_handoff import sanic_compat
-from tests.servers import ROOT, ServerProcess, free_port
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -5,11 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 from typing import List, Optional
 
 from flex_sandbox.app import create_app
-from flex_sandbox.credentials import DEFAULT_PORT, credentials_from_env
+from flex_sandbox.credentials import DEFAULT_PORT, Credentials, credentials_from_env
 from rasa_flex_handoff import sanic_compat
+
+
+def shell_exports(credentials: Credentials, url: str) -> str:
+    """`export` lines for a bot's processes: this sandbox's account and where its API is."""
+    values = {**credentials.as_env(), "TWILIO_API_BASE": url}
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in values.items())
 
 
 def main(argv: Optional[List[str]] = None) -> None:
@@ -22,7 +29,12 @@ def main(argv: Optional[List[str]] = None) -> None:
                         help="SQLite file (default: FLEX_SANDBOX_DB or var/flex-sandbox.db in the current directory)")
     parser.add_argument("--in-memory", action="store_true", help="keep state in memory only (tests)")
     parser.add_argument("--log-level", default=os.environ.get("FLEX_SANDBOX_LOG_LEVEL", "INFO"))
+    parser.add_argument("--env", action="store_true",
+                        help="print the shell exports that point a bot at this sandbox (eval \"$(flex-sandbox --env)\") and exit")
     args = parser.parse_args(argv)
+    if args.env:
+        print(shell_exports(credentials_from_env(), f"http://{args.host}:{args.port}"))
+        return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sanic_compat.apply()
     app = create_app(credentials_from_env(), None if args.in_memory else args.db)

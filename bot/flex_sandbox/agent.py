@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict
+from typing import Any, Awaitable, Callable, Coroutine, Dict, Optional
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 DESKTOP = Path(__file__).resolve().parent / "desktop"
 ASSETS = {"app.js": "application/javascript", "style.css": "text/css"}
-Handler = Callable[..., Awaitable[HTTPResponse]]
+Handler = Callable[..., Coroutine[Any, Any, Optional[HTTPResponse]]]
 
 
 def json_body(request: Request) -> Dict[str, Any]:
@@ -42,7 +42,7 @@ def json_body(request: Request) -> Dict[str, Any]:
 
 def agent_errors(handler: Handler) -> Handler:
     """Answer AgentError as `{"error": ...}` with its status."""
-    async def wrapped(request: Request, **kwargs: Any) -> HTTPResponse:
+    async def wrapped(request: Request, **kwargs: Any) -> Optional[HTTPResponse]:
         try:
             return await handler(request, **kwargs)
         except AgentError as e:

@@ -15,7 +15,7 @@ from sanic.response import HTTPResponse
 
 from flex_sandbox import agent, rest
 from flex_sandbox.account import Account
-from flex_sandbox.faults import Faults
+from flex_sandbox.faults import Fault, Faults
 from flex_sandbox.store import Store
 from flex_sandbox.wire import HOSTS, TwilioError, error_response, reply
 from flex_sandbox.credentials import Credentials
@@ -93,7 +93,7 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
 
     @app.middleware("response")
     async def late_fault(request: Request, resp: HTTPResponse) -> Optional[HTTPResponse]:
-        fault = getattr(request.ctx, "fault_after", None)
+        fault: Optional[Fault] = getattr(request.ctx, "fault_after", None)
         if fault is not None:
             request.ctx.fault_after = None
             return await fault.apply()
@@ -115,16 +115,16 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
         log.exception("unexpected error on %s %s", request.method if request else "?", request.path if request else "?")
         return error_response(500, 20500, "Internal error in the Flex sandbox")
 
-    @app.listener("after_server_start")
+    @app.listener("after_server_start")  # type: ignore[call-arg, arg-type]  # Sanic 21.12's overloads
     async def start_webhooks(app: Sanic, loop: object) -> None:
         await account.webhooks.start()
         log.info("Flex sandbox ready: account %s", account.sid)
 
-    @app.listener("before_server_stop")
+    @app.listener("before_server_stop")  # type: ignore[call-arg, arg-type]
     async def stop_webhooks(app: Sanic, loop: object) -> None:
         await account.webhooks.stop()
 
-    @app.listener("after_server_stop")
+    @app.listener("after_server_stop")  # type: ignore[call-arg, arg-type]
     async def close_store(app: Sanic, loop: object) -> None:
         store.close()
 

@@ -18,7 +18,7 @@ class LiveFeed:
     """Fans events out to every connected SSE stream; slow listeners lose old events, never block writers."""
 
     def __init__(self) -> None:
-        self._listeners: Set[asyncio.Queue] = set()
+        self._listeners: Set[asyncio.Queue[Dict[str, Any]]] = set()
 
     def publish(self, event: Dict[str, Any]) -> None:
         """Send an event to every listener (non-blocking)."""
@@ -32,7 +32,7 @@ class LiveFeed:
 
     async def stream(self, request: Request, accept: Optional[Callable[[Dict[str, Any]], bool]] = None) -> None:
         """Serve `text/event-stream` to one client until it disconnects or the server stops."""
-        q: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        q: asyncio.Queue[Dict[str, Any]] = asyncio.Queue(maxsize=1000)
         self._listeners.add(q)
         try:
             response = await request.respond(
@@ -40,7 +40,7 @@ class LiveFeed:
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
             await response.send("retry: 1000\n\nevent: hello\ndata: {}\n\n")
-            while request.transport is not None and not request.transport.is_closing():
+            while request.transport is not None and not request.transport.is_closing():  # type: ignore[attr-defined]
                 try:
                     event = await asyncio.wait_for(q.get(), KEEPALIVE_SECONDS)
                 except asyncio.TimeoutError:

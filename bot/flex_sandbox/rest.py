@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Awaitable, Callable, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -18,7 +18,7 @@ from flex_sandbox.wire import Form, Paging, TwilioError, invalid, now_iso, reply
 log = logging.getLogger(__name__)
 
 PRE_ENGAGEMENT_LIMIT = 65536
-Handler = Callable[..., Awaitable[HTTPResponse]]
+Handler = Callable[..., Coroutine[Any, Any, Optional[HTTPResponse]]]
 
 
 def form_of(request: Request) -> Form:

@@ -157,7 +157,8 @@ class Store:
             ).fetchone()
         if row is None or (parent is not None and row[0] != parent):
             return None
-        return json.loads(row[1])
+        found: Doc = json.loads(row[1])
+        return found
 
     def replace(self, account: str, kind: str, doc: Doc) -> Doc:
         """Overwrite a resource document of `account`."""
@@ -197,8 +198,9 @@ class Store:
     def count(self, account: str, kind: str, parent: str) -> int:
         """How many resources of a kind a parent of `account` has."""
         with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM resources WHERE account = ? AND kind = ? AND parent = ?",
-                                    (account, kind, parent)).fetchone()[0]
+            row = self._db.execute("SELECT COUNT(*) FROM resources WHERE account = ? AND kind = ? AND parent = ?",
+                                   (account, kind, parent)).fetchone()
+        return int(row[0])
 
     # -- webhook outbox -------------------------------------------------------
     def add_delivery(self, account: str, queue: str, doc: Doc) -> int:
@@ -206,7 +208,8 @@ class Store:
         with self.transaction():
             cur = self._db.execute("INSERT INTO deliveries (queue, doc, account) VALUES (?, ?, ?)",
                                    (queue, json.dumps(doc), account))
-        return int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always has one
+        return cur.lastrowid
 
     def delivery(self, account: str, delivery_id: int) -> Optional[Doc]:
         """A queued delivery of `account`, or None once it is done."""

@@ -44,8 +44,8 @@ class WebhookDispatcher:
     def __init__(self, store: AccountStore, auth_token: str) -> None:
         self.store = store
         self.auth_token = auth_token
-        self._queues: Dict[str, asyncio.Queue] = {}
-        self._workers: Dict[str, asyncio.Task] = {}
+        self._queues: Dict[str, asyncio.Queue[int]] = {}
+        self._workers: Dict[str, asyncio.Task[None]] = {}
         self._session: Optional[aiohttp.ClientSession] = None
         self._closing = False
 
@@ -97,7 +97,7 @@ class WebhookDispatcher:
         if worker is None or worker.done():
             self._workers[queue] = asyncio.get_running_loop().create_task(self._work(queue, q))
 
-    async def _work(self, queue: str, q: asyncio.Queue) -> None:
+    async def _work(self, queue: str, q: asyncio.Queue[int]) -> None:
         while not q.empty() and not self._closing:
             delivery_id = q.get_nowait()
             doc = self.store.delivery(delivery_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlencode
 
 from sanic import response
@@ -165,7 +165,7 @@ class Paging:
     def envelope(self, key: str, sub: str, path: str, items: Sequence[Dict[str, Any]], has_more: bool) -> Dict[str, Any]:
         """The list body: items under `key` plus `meta` with page URLs."""
         def page_url(page: int, offset: Optional[int]) -> str:
-            query: List[tuple] = [(k, v) for k, vs in self.filters.items() for v in vs]
+            query: List[Tuple[str, str]] = [(k, v) for k, vs in self.filters.items() for v in vs]
             query += [("PageSize", str(self.page_size)), ("Page", str(page))]
             if offset:
                 query.append(("PageToken", f"PO{offset}"))

@@ -20,8 +20,9 @@ from typing import Dict, List, Optional
 
 import yaml
 
-from northwind.processes import ROOT, ServerProcess, VENV_BIN, http_ok, popen_tied, port_in_use
-from flex_sandbox.credentials import DEFAULT_PORT as SANDBOX_PORT, DEVELOPMENT
+from flex_sandbox.credentials import DEFAULT_PORT as SANDBOX_PORT
+from flex_sandbox.credentials import DEVELOPMENT
+from northwind.processes import ROOT, VENV_BIN, ServerProcess, http_ok, popen_tied, port_in_use
 
 MODELS_DIR = ROOT / "models"
 DOTENV = ROOT / ".env"

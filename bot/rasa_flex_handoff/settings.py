@@ -120,11 +120,11 @@ def settings_from_env(env: Optional[Mapping[str, str]] = None, overrides: Option
     values: Dict[str, Optional[str]] = {}
     missing: List[str] = []
     malformed: List[str] = []
-    for name, (required, check) in VARIABLES.items():
+    for name, (needed, check) in VARIABLES.items():
         value = (source.get(name) or "").strip() or None
         values[name] = value
         if value is None:
-            if required:
+            if needed:
                 missing.append(name)
             continue
         problem = check(value)

@@ -11,7 +11,7 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.servers import ROOT, ServerProcess, free_port
+from northwind.processes import ROOT, ServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

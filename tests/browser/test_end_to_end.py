@@ -15,10 +15,10 @@ from typing import Iterator
 import pytest
 from playwright.sync_api import expect
 
+from northwind.processes import ROOT, ServerProcess, free_port
 from tests.browser.agent_desktop import AgentDesktop
 from tests.browser.conftest import LOGS
 from tests.browser.visitor import Visitor
-from tests.servers import ROOT, ServerProcess, free_port
 
 XSS = '<img src=x onerror="window.__xss = 1">'
 AGENT = "Alex"
@@ -27,8 +27,10 @@ TIMEOUT = 30_000  # the bot's first answers include model warm-up
 if importlib.util.find_spec("rasa_flex_handoff.socketio") is None or importlib.util.find_spec("flex_sandbox") is None:
     pytest.skip("the handoff connector or the Flex sandbox is not there yet", allow_module_level=True)
 
-from tests.handoff.conftest import Stack  # noqa: E402
-from tests.sandbox.conftest import start_sandbox  # noqa: E402
+from northwind.servers import (
+    Stack,  # noqa: E402
+    start_sandbox,  # noqa: E402
+)
 
 
 class WebStack(Stack):

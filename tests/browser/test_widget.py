@@ -7,9 +7,9 @@ import re
 
 from playwright.sync_api import expect
 
+from northwind.processes import wait_for
 from tests.browser.fake_rasa import on_the_wire
 from tests.browser.visitor import TIMEOUT, Visitor
-from tests.servers import wait_for
 
 XSS = '<img src=x onerror="window.__xss = 1">'
 

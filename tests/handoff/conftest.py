@@ -13,36 +13,12 @@ from typing import Any, Callable, Dict, Iterator, List, Optional
 import pytest
 import socketio
 
-from flex_sandbox.credentials import DEVELOPMENT
-from tests.sandbox.conftest import Sandbox as SandboxServer, start_sandbox
-from tests.servers import VENV_BIN, ServerProcess, free_port, wait_for
+from northwind.processes import wait_for
+from northwind.servers import AgentDesk, Stack, flat, off_contract, start_sandbox
 
 MODES = ["conversations", "legacy"]
-AGENT = "alice"
-
-# The `bot_uttered` shapes Rasa's stock socket.io output sends (tests/unit/test_payloads.py derives
-# them from Rasa's own code); a `metadata` key may come on top. Widgets drop anything else.
-RASA_SOCKETIO_SHAPES = [{"text"}, {"text", "quick_replies"}, {"attachment"}]
-
-
-def off_contract(payload: Any) -> bool:
-    """Whether a `bot_uttered` payload is something a plain Rasa widget would not show."""
-    if not isinstance(payload, dict) or (set(payload) - {"metadata"}) not in RASA_SOCKETIO_SHAPES:
-        return True
-    return "text" in payload and not (isinstance(payload["text"], str) and payload["text"].strip())
-
-
-def flat(payload: Dict[str, Any]) -> Dict[str, Any]:
-    """A payload as our widget reads it: Rasa's keys plus `metadata.handoff`, an agent's words as `text`.
-
-    The payload as sent stays under `wire` (its shape is checked apart, by `off_contract`).
-    """
-    handoff = (payload.get("metadata") or {}).get("handoff") or {}
-    found = {**{k: v for k, v in payload.items() if k != "metadata"}, **handoff, "wire": payload}
-    if handoff.get("sender") == "agent" and "body" in handoff:
-        found["text"] = handoff["body"]
-    return found
-
+# Our REST channel under another name, as a user might subclass it (tests/handoff/renamed_channel.py).
+RENAMED_CHANNEL = "tests.handoff.renamed_channel.SupportChatInput"
 
 @pytest.fixture(scope="session")
 def handoff_model(request: pytest.FixtureRequest) -> Path:
@@ -53,65 +29,6 @@ def handoff_model(request: pytest.FixtureRequest) -> Path:
     return request.getfixturevalue("trained_model")
 
 
-def base_env(sandbox_url: str) -> Dict[str, str]:
-    """Environment for our processes: sandbox credentials and URL, whatever .env says."""
-    return {
-        "TWILIO_ACCOUNT_SID": DEVELOPMENT.account_sid,
-        "TWILIO_AUTH_TOKEN": DEVELOPMENT.auth_token,
-        "TWILIO_API_KEY": DEVELOPMENT.api_key,
-        "TWILIO_API_SECRET": DEVELOPMENT.api_secret,
-        "TWILIO_API_BASE": sandbox_url,
-        "TWILIO_TIMEOUT": "2",
-        "TWILIO_RETRIES": "1",
-        "HANDOFF_SHELL_WAIT": "4",
-        "FLEX_FLOW_SID": "",
-        "FLEX_CONVERSATIONS_ADDRESS_SID": "",
-        "REDIS_URL": "",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-class AgentDesk:
-    """The sandbox as an agent and a tester use it: tasks, accept, messages, end, faults."""
-
-    def __init__(self, server: SandboxServer) -> None:
-        self.server = server
-        self.url = server.base_url
-        self.process = server.process
-
-    def request(self, method: str, path: str, body: Optional[Dict[str, Any]] = None) -> Any:
-        r = self.server.agent(method, path, body)
-        r.raise_for_status()
-        return r.json() if r.content else None
-
-    def tasks(self) -> List[Dict[str, Any]]:
-        return self.request("GET", "/agent/api/tasks")["tasks"]
-
-    def task_for(self, channel_sid: str) -> Optional[Dict[str, Any]]:
-        return next((t for t in self.tasks() if t["channel_sid"] == channel_sid), None)
-
-    def accept(self, task_sid: str, agent: str = AGENT) -> Dict[str, Any]:
-        return self.request("POST", f"/agent/api/tasks/{task_sid}/accept", {"agent": agent})
-
-    def send(self, task_sid: str, body: str, agent: str = AGENT) -> Dict[str, Any]:
-        return self.request("POST", f"/agent/api/tasks/{task_sid}/messages", {"agent": agent, "body": body})
-
-    def transcript(self, task_sid: str) -> List[Dict[str, Any]]:
-        return self.request("GET", f"/agent/api/tasks/{task_sid}/messages")["messages"]
-
-    def typing(self, task_sid: str, agent: str = AGENT) -> None:
-        self.request("POST", f"/agent/api/tasks/{task_sid}/typing", {"agent": agent})
-
-    def end(self, task_sid: str, agent: str = AGENT) -> Dict[str, Any]:
-        return self.request("POST", f"/agent/api/tasks/{task_sid}/end", {"agent": agent})
-
-    def fault(self, **spec: Any) -> Dict[str, Any]:
-        return self.request("POST", "/sandbox/faults", spec)
-
-    def clear_faults(self) -> None:
-        self.server.clear_faults()
-
-
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentDesk]:
     """One in-memory Flex sandbox for the session (it serves both Flex modes)."""
@@ -120,119 +37,6 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentDesk]:
         yield AgentDesk(server)
     finally:
         server.process.stop()
-
-
-class Stack:
-    """Action server + Rasa server for one Flex mode, with the files they were started from."""
-
-    def __init__(self, mode: str, sandbox: AgentDesk, model: Path, workdir: Path, shell_wait: float = 4) -> None:
-        self.mode = mode
-        self.sandbox = sandbox
-        self.model = model
-        self.workdir = workdir
-        self.rasa_port = free_port()
-        self.actions_port = free_port()
-        self.url = f"http://127.0.0.1:{self.rasa_port}"
-        self.env = {
-            **base_env(sandbox.url),
-            "FLEX_MODE": mode,
-            "PUBLIC_URL": self.url,
-            "HANDOFF_SHELL_WAIT": str(shell_wait),
-        }
-        self.tracker_db = workdir / "trackers.db"
-        self.credentials = workdir / "credentials.yml"
-        self.endpoints = workdir / "endpoints.yml"
-        self.credentials.write_text(
-            "rasa_flex_handoff.SocketIOInput:\n"
-            "  session_persistence: true\n"
-            "  socketio_path: /socket.io\n"
-            "rasa_flex_handoff.RestInput: {}\n"
-            "tests.handoff.renamed_channel.SupportChatInput: {}\n"
-            "rest: {}\n"
-        )
-        self.endpoints.write_text(
-            f"action_endpoint:\n  url: http://127.0.0.1:{self.actions_port}/webhook\n"
-            f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {self.tracker_db}\n"
-            "lock_store:\n  type: in_memory\n"
-        )
-        self.actions: Optional[ServerProcess] = None
-        self.rasa: Optional[ServerProcess] = None
-
-    def start(self) -> "Stack":
-        self.actions = ServerProcess(
-            f"actions-{self.mode}",
-            [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(self.actions_port), "--actions", "actions"],
-            f"http://127.0.0.1:{self.actions_port}/health",
-            self.workdir,
-            env=self.env,
-        ).start()
-        self.start_rasa()
-        return self
-
-    def start_rasa(self) -> None:
-        self.rasa = ServerProcess(
-            f"rasa-{self.mode}",
-            [
-                str(VENV_BIN / "rasa"), "run", "--enable-api", "-m", str(self.model),
-                "--credentials", str(self.credentials), "--endpoints", str(self.endpoints),
-                "--port", str(self.rasa_port), "--interface", "127.0.0.1",
-            ],
-            f"{self.url}/status",
-            self.workdir,
-            env=self.env,
-        ).start()
-
-    def start_replica(self, port: int) -> ServerProcess:
-        """A second Rasa server on the same tracker store, with this stack's environment."""
-        return ServerProcess(
-            f"rasa-{self.mode}-replica",
-            [
-                str(VENV_BIN / "rasa"), "run", "--enable-api", "-m", str(self.model),
-                "--credentials", str(self.credentials), "--endpoints", str(self.endpoints),
-                "--port", str(port), "--interface", "127.0.0.1",
-            ],
-            f"http://127.0.0.1:{port}/status",
-            self.workdir,
-            env=self.env,
-        ).start()
-
-    def restart_rasa(self) -> None:
-        assert self.rasa is not None
-        self.rasa.stop()
-        self.start_rasa()
-
-    def stop(self) -> None:
-        for process in (self.rasa, self.actions):
-            if process is not None:
-                process.stop()
-
-    def logs(self) -> str:
-        parts = []
-        for process in (self.rasa, self.actions, self.sandbox.process):
-            if process is not None:
-                parts.append(f"--- {process.name} ---\n{process.tail(80)}")
-        return "\n".join(parts)
-
-    def tracker(self, sender_id: str) -> Dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/conversations/{sender_id}/tracker", timeout=10) as r:
-            return json.loads(r.read())
-
-    def rest(
-        self, sender: str, message: str, channel: str = "handoff_rest", timeout: float = 30, metadata: Optional[Dict[str, Any]] = None
-    ) -> List[Dict[str, Any]]:
-        req = urllib.request.Request(
-            f"{self.url}/webhooks/{channel}/webhook",
-            data=json.dumps({"sender": sender, "message": message, "metadata": metadata or {}}).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return [flat(m) for m in json.loads(r.read())]
-
-    def rest_messages(self, sender: str, since: int = 0, channel: str = "handoff_rest") -> Dict[str, Any]:
-        with urllib.request.urlopen(f"{self.url}/webhooks/{channel}/messages?sender={sender}&since={since}", timeout=10) as r:
-            found = json.loads(r.read())
-        return {**found, "messages": [flat(m) for m in found["messages"]]}
 
 
 def stream(
@@ -251,7 +55,10 @@ def stream(
 @pytest.fixture(scope="session", params=MODES)
 def stack(request: pytest.FixtureRequest, sandbox: AgentDesk, handoff_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """A running action server + Rasa server per Flex mode, shared by the tests of that mode."""
-    s = Stack(request.param, sandbox, handoff_model, tmp_path_factory.mktemp(f"stack-{request.param}")).start()
+    s = Stack(
+        request.param, sandbox, handoff_model, tmp_path_factory.mktemp(f"stack-{request.param}"),
+        extra_channels=[RENAMED_CHANNEL],
+    ).start()
     yield s
     s.stop()
 

@@ -9,9 +9,10 @@ from typing import Any, Dict
 
 import pytest
 
+from northwind.processes import free_port, wait_for
+from northwind.servers import AGENT, AgentDesk, Stack
 from rasa_flex_handoff.handoff import OPENING_MESSAGE
-from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, handed_off, stream
-from tests.servers import free_port, wait_for
+from tests.handoff.conftest import Visitor, handed_off, stream
 
 
 @pytest.fixture

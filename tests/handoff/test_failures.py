@@ -6,8 +6,9 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.handoff.conftest import AgentDesk, Stack, handed_off
-from tests.servers import wait_for
+from northwind.processes import wait_for
+from northwind.servers import AgentDesk, Stack
+from tests.handoff.conftest import handed_off
 
 FAILED = "couldn't reach an agent"
 

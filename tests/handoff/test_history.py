@@ -12,8 +12,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from tests.handoff.conftest import AGENT, AgentDesk, Stack, Visitor, flat, handed_off, stream
-from tests.servers import wait_for
+from northwind.processes import wait_for
+from northwind.servers import AGENT, AgentDesk, Stack, flat
+from tests.handoff.conftest import Visitor, handed_off, stream
 
 
 def history(stack: Stack, session_id: str) -> Tuple[int, Dict[str, Any]]:

@@ -37,9 +37,10 @@ import pytest
 import redis
 from rasa.core.lock_store import LockError
 
+from northwind.processes import VENV_BIN, ServerProcess, free_port, wait_for
+from northwind.servers import AgentDesk, base_env
 from rasa_flex_handoff.lock_store import ReplicaSafeRedisLockStore
-from tests.handoff.conftest import MODES, AgentDesk, Visitor, base_env, handed_off
-from tests.servers import VENV_BIN, ServerProcess, free_port, wait_for
+from tests.handoff.conftest import MODES, Visitor, handed_off
 
 # Three Rasa servers start in parallel on what may be a 2-CPU machine: give them time.
 RASA_STARTUP = 420

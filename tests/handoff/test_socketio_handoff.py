@@ -7,8 +7,9 @@ import json
 import jwt
 
 from flex_sandbox.credentials import DEVELOPMENT
-from tests.handoff.conftest import AGENT, Stack, handed_off
-from tests.servers import wait_for
+from northwind.processes import wait_for
+from northwind.servers import AGENT, Stack
+from tests.handoff.conftest import handed_off
 
 
 def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, visitors) -> None:

@@ -8,9 +8,10 @@ from urllib.parse import urlencode
 import requests
 from twilio.request_validator import RequestValidator
 
-from rasa_flex_handoff import handoff
 from flex_sandbox.credentials import DEVELOPMENT
-from tests.handoff.conftest import AGENT, Stack, handed_off
+from northwind.servers import AGENT, Stack
+from rasa_flex_handoff import handoff
+from tests.handoff.conftest import handed_off
 
 
 def webhook_url(stack: Stack, sender_id: str) -> str:

@@ -17,14 +17,14 @@ import requests
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
 from flex_sandbox.account import Account
-from flex_sandbox.store import Store
 from flex_sandbox.credentials import DEVELOPMENT, credentials_from_env
-from tests.sandbox.conftest import start_sandbox
+from flex_sandbox.store import Store
+from northwind.processes import free_port
+from northwind.servers import start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.test_robustness import leave_a_webhook_queued
 from tests.sandbox.webhook_receiver import WebhookReceiver
-from tests.servers import free_port
 
 ACCOUNT_B = {
     "TWILIO_ACCOUNT_SID": "AC" + "b1" * 16,

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.sandbox.conftest import Sandbox
+from northwind.processes import wait_for
+from northwind.servers import Sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.webhook_receiver import WebhookReceiver
-from tests.servers import wait_for
 
 
 def task_for(sandbox: Sandbox, channel_sid: str) -> dict:

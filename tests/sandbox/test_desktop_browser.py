@@ -7,12 +7,11 @@ import os
 from typing import Iterator
 
 import pytest
-
-from tests.sandbox.conftest import Sandbox
-from tests.sandbox.webhook_receiver import WebhookReceiver
-from tests.servers import wait_for
-
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from northwind.processes import wait_for
+from northwind.servers import Sandbox
+from tests.sandbox.webhook_receiver import WebhookReceiver
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 

@@ -8,8 +8,8 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.rest import Client
 
 from flex_sandbox.credentials import DEVELOPMENT
+from northwind.servers import Sandbox
 from rasa_flex_handoff.twilio_http import SandboxHttpClient
-from tests.sandbox.conftest import Sandbox
 
 
 def raw(sandbox: Sandbox, method: str, path: str, **kwargs) -> requests.Response:

@@ -8,7 +8,7 @@ import json
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from tests.sandbox.conftest import Sandbox
+from northwind.servers import Sandbox
 
 
 def new_web_chat(sandbox: Sandbox, pre: object = None, customer: str = "Grace Visitor"):

@@ -7,7 +7,7 @@ import json
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-from tests.sandbox.conftest import Sandbox
+from northwind.servers import Sandbox
 
 
 def new_web_channel(sandbox: Sandbox, identity: str = "visitor-1", pre: object = None) -> str:

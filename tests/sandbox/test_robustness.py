@@ -11,12 +11,12 @@ import requests
 from twilio.base.exceptions import TwilioRestException
 
 from flex_sandbox.credentials import DEVELOPMENT
+from northwind.processes import free_port
+from northwind.servers import Sandbox, start_sandbox
 from rasa_flex_handoff.twilio_http import SandboxHttpClient
-from tests.sandbox.conftest import Sandbox, start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.webhook_receiver import WebhookReceiver
-from tests.servers import free_port
 
 
 def test_state_survives_a_restart_with_a_file_database(tmp_path: Path, webhooks: WebhookReceiver, hook: str) -> None:

@@ -18,7 +18,7 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.request_validator import RequestValidator
 
 from flex_sandbox.credentials import DEVELOPMENT
-from tests.sandbox.conftest import Sandbox
+from northwind.servers import Sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.webhook_receiver import Received, WebhookReceiver

@@ -8,7 +8,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.sandbox.conftest import Sandbox, start_sandbox
+from northwind.servers import Sandbox, start_sandbox
 from tests.sandbox.test_rest_conversations import new_web_chat
 from tests.sandbox.test_rest_legacy import new_web_channel
 from tests.sandbox.webhook_receiver import WebhookReceiver

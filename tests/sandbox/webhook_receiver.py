@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from twilio.request_validator import RequestValidator
 
-from tests.servers import free_port
+from northwind.processes import free_port
 
 
 @dataclass

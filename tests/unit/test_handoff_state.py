@@ -7,9 +7,9 @@ import time
 import jwt
 from rasa.shared.core.events import BotUttered, UserUttered
 
+from flex_sandbox.credentials import DEVELOPMENT
 from rasa_flex_handoff import handoff
 from rasa_flex_handoff.flex import FlexChat
-from flex_sandbox.credentials import DEVELOPMENT
 from rasa_flex_handoff.settings import settings_from_env
 
 SENDER = "3f2b9c1d8e7a46f0b1c2d3e4f5a6b7c8"  # what a socket.io session id looks like

@@ -15,8 +15,7 @@ from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.channels.socketio import SocketIOOutput as StockSocketIOOutput
 from rasa.shared.core.events import BotUttered
 
-from rasa_flex_handoff import handoff
-from rasa_flex_handoff import payloads
+from rasa_flex_handoff import handoff, payloads
 from rasa_flex_handoff.relay import webhook_params
 from rasa_flex_handoff.rest import RestOutput
 from rasa_flex_handoff.socketio import SocketIOOutput

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import ROOT
+from northwind.processes import ROOT
 
 WIDGET = ROOT / "bot" / "northwind" / "widget"
 pytestmark = pytest.mark.timeout(600)
