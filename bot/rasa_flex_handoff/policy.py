@@ -22,6 +22,7 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from rasa_flex_handoff.bot_project import check_domain
 from rasa_flex_handoff.handoff import STATUS_SLOT, is_active, is_end_chat
 
 RELAY_ACTION = "action_relay_to_agent"
@@ -69,7 +70,12 @@ class HandoffPolicy(Policy):
     def train(
         self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
     ) -> Resource:
-        """Nothing to learn: persist an empty resource so the model loads like any other."""
+        """Nothing to learn: persist an empty resource so the model loads like any other.
+
+        Checks the domain first: `rasa train` on a bot lacking something the handoff needs fails
+        with a `HandoffSetupError` naming it, instead of training a bot whose handoff does nothing.
+        """
+        check_domain(domain)
         with self._model_storage.write_to(self._resource):
             pass
         return self._resource

@@ -13,21 +13,12 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from rasa_flex_handoff.bot_project import HandoffSetupError, fragment_text
 from rasa_flex_handoff.policy import HandoffPolicy
 
-DOMAIN = Domain.from_yaml(
-    """
-version: "3.1"
-intents: [greet, talk_to_agent, end_chat]
-slots:
-  handoff_status:
-    type: any
-    influence_conversation: false
-    mappings: [{type: custom}]
-actions: [action_handoff_to_agent, action_relay_to_agent, action_end_handoff]
-responses:
-  utter_greet: [{text: hi}]
-"""
+# The package's fragment (all the handoff needs) plus one intent of the bot's own.
+DOMAIN = Domain.from_yaml(fragment_text()).merge(
+    Domain.from_yaml('version: "3.1"\nintents: [greet]\nresponses:\n  utter_greet: [{text: hi}]\n')
 )
 
 
@@ -81,3 +72,12 @@ def test_abstains_when_not_handed_off(policy: HandoffPolicy) -> None:
     assert predicted(policy, user("hello", "greet")) is None
     assert predicted(policy, [SlotSet("handoff_status", None), *user("/end_chat", "end_chat")]) is None
     assert predicted(policy, [*user("agent", "talk_to_agent"), ActionExecuted("action_handoff_to_agent")]) is None
+
+
+def test_training_on_a_domain_without_the_handoff_slots_names_them(tmp_path: Path) -> None:
+    storage = LocalModelStorage(tmp_path)
+    context = ExecutionContext(GraphSchema({}), "test")
+    policy = HandoffPolicy.create(HandoffPolicy.get_default_config(), storage, Resource("p"), context)
+    lacking = Domain.from_yaml('version: "3.1"\nintents: [greet, talk_to_agent, end_chat]\n')
+    with pytest.raises(HandoffSetupError, match="slots handoff_status, handoff_channel_sid"):
+        policy.train([], lacking)

@@ -1,0 +1,80 @@
+"""The checks that stop a server at start instead of a handoff that silently does nothing.
+
+- Settings (both servers): every required variable set and well formed, or one line naming
+  each problem. On the Rasa server the channels raise `HandoffSetupError`, which Rasa prints as
+  one line; the action server has no start hook, so the handoff actions check when rasa-sdk
+  registers them (`check_action_server_start`).
+- The bot's domain (Rasa server): once the model is loaded, every intent, slot, action and
+  response the handoff needs. `rasa train` runs the same check (`HandoffPolicy`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, Mapping, Optional
+
+from rasa_flex_handoff.bot_project import HandoffSetupError, missing_from_domain, setup_error
+from rasa_flex_handoff.settings import Settings, SettingsError, overrides_from_credentials, settings_from_env
+
+logger = logging.getLogger(__name__)
+
+
+def channel_settings(credentials: Optional[Mapping[str, Any]]) -> Settings:
+    """A channel's settings: the environment, overridden by its `credentials.yml` keys; or `HandoffSetupError`."""
+    try:
+        return settings_from_env(overrides=overrides_from_credentials(credentials))
+    except SettingsError as e:
+        raise HandoffSetupError(str(e)) from None
+
+
+def domain_problem(agent: Any) -> Optional[str]:
+    """What the loaded model's domain lacks, as one line; None when complete or no model is loaded yet."""
+    domain = getattr(agent, "domain", None)
+    if domain is None:
+        return None
+    missing = missing_from_domain(domain.as_dict())
+    return str(setup_error(missing)) if missing else None
+
+
+def stop_on_domain_problem(app: Any) -> None:
+    """End the Rasa server with one line naming what the bot lacks.
+
+    Sanic 21.12 logs a full traceback for anything raised in a listener and Rasa's own CLI
+    never sees it, so the server process ends here, right after saying why.
+    """
+    problem = domain_problem(getattr(app.ctx, "agent", None))
+    if problem is None:
+        return
+    logger.error("%s", problem)
+    print(f"HandoffSetupError: {problem}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(1)
+
+
+def _registered_by_action_server() -> bool:
+    """Whether rasa-sdk's action server is importing the bot's actions right now (its only start hook)."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "register_package" and code.co_filename.replace(os.sep, "/").endswith("rasa_sdk/executor.py"):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
+def check_action_server_start() -> None:
+    """Stop an action server that registers the handoff actions without the settings they need.
+
+    Only when rasa-sdk's server is loading them: importing the actions elsewhere (a bot's unit
+    tests, a notebook) stays side-effect free.
+    """
+    if not _registered_by_action_server():
+        return
+    try:
+        settings_from_env()
+    except SettingsError as e:
+        logger.error("%s", e)
+        print(f"SettingsError: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
