@@ -15,6 +15,7 @@ import socketio
 import yaml
 
 from northwind.processes import ROOT, ServerProcess, free_port
+from northwind.servers import base_env
 from rasa_flex_handoff import sanic_compat
 
 pytestmark = pytest.mark.timeout(300)
@@ -24,7 +25,7 @@ def socketio_channel() -> tuple:
     """The socket.io channel configured in credentials.yml and its settings."""
     credentials = yaml.safe_load((ROOT / "credentials.yml").read_text())
     for name, config in credentials.items():
-        if "socketio" in name:
+        if "socketio" in name.lower():
             return name, config or {}
     raise AssertionError("credentials.yml configures no socket.io channel")
 
@@ -39,7 +40,8 @@ def rasa_server(trained_model: Path, output_dir: Path, tmp_path_factory):
         "rasa-websocket", ["rasa", "run", "-m", str(trained_model), "--port", str(port),
                            "--credentials", str(ROOT / "credentials.yml"), "--endpoints", str(endpoints)],
         f"http://127.0.0.1:{port}/", output_dir / "logs",
-        env={"PUBLIC_URL": f"http://127.0.0.1:{port}"},
+        # The plugin's settings; no sandbox is needed for bot turns (nothing listens at TWILIO_API_BASE).
+        env={**base_env(f"http://127.0.0.1:{free_port()}"), "PUBLIC_URL": f"http://127.0.0.1:{port}"},
     ).start()
     yield f"http://127.0.0.1:{port}"
     server.stop()

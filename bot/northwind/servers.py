@@ -169,7 +169,7 @@ class Stack:
 
     def __init__(
         self, mode: str, sandbox: AgentDesk, model: Path, workdir: Path, shell_wait: float = 4,
-        extra_channels: Sequence[str] = (),
+        extra_channels: Sequence[str] = (), socketio_options: Optional[Dict[str, str]] = None,
     ) -> None:
         self.mode = mode
         self.sandbox = sandbox
@@ -191,7 +191,8 @@ class Stack:
             "rasa_flex_handoff.SocketIOInput:\n"
             "  session_persistence: true\n"
             "  socketio_path: /socket.io\n"
-            "rasa_flex_handoff.RestInput: {}\n"
+            + "".join(f"  {key}: {value}\n" for key, value in (socketio_options or {}).items())
+            + "rasa_flex_handoff.RestInput: {}\n"
             "rest: {}\n"
             + "".join(f"{channel}: {{}}\n" for channel in extra_channels)
         )

@@ -1,30 +1,58 @@
-"""Handoff actions: connect the visitor to a Flex agent, relay their turns, and hand back to the bot."""
+"""Handoff actions: connect the visitor to a Flex agent, relay their turns, and hand back to the bot.
+
+Every text the visitor reads is a domain response (`handoff.RESPONSES`): the actions utter it by
+name and Rasa words it, so a bot translates or rewords the handoff in its own domain.
+"""
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
 
-from rasa_flex_handoff import agent_chat, handoff
-from rasa_flex_handoff.flex import FlexChat, FlexError, FlexMessage
+from rasa_flex_handoff import agent_chat, handoff, startup
+from rasa_flex_handoff.flex import FlexChat, FlexError, FlexMessage, flex_chats
 from rasa_flex_handoff.settings import Settings, settings_from_env
 
 logger = logging.getLogger(__name__)
 
-# Fallback wording when domain.yml has no such response.
-def say(dispatcher: CollectingDispatcher, domain: Dict[Text, Any], response: Text, **kwargs: Any) -> None:
-    """Utter a domain response, or its default wording when the domain lacks it."""
-    if response in (domain.get("responses") or {}):
-        dispatcher.utter_message(response=response, **kwargs)
-    else:
-        dispatcher.utter_message(text=handoff.DEFAULT_RESPONSES[response], **kwargs)
+
+def responses_of(domain: DomainDict) -> Dict[str, Any]:
+    """The domain's responses, as rasa-sdk hands the domain to an action."""
+    responses = domain.get("responses")
+    return responses if isinstance(responses, dict) else {}
 
 
-def slot_events(values: Dict[Text, Any]) -> List[EventType]:
+def say(dispatcher: CollectingDispatcher, domain: DomainDict, response: str, **kwargs: Any) -> None:
+    """Utter a domain response; one the domain lacks is logged by name and not sent.
+
+    The plugin's startup check reports a missing response before any visitor arrives; should
+    one still be missing, the visitor misses a notice rather than the action failing.
+    """
+    if response not in responses_of(domain):
+        logger.error("the bot has no response %s: add it to the domain; the visitor was not told", response)
+        return
+    dispatcher.utter_message(response=response, **kwargs)
+
+
+def domain_text(domain: DomainDict, response: str) -> Optional[str]:
+    """The text of a domain response (its first variation with one), for words an action puts together itself.
+
+    rasa-sdk has no NLG: an agent's message quotes the agent ("Alice: ..."), so when the
+    domain's wording stands in for what the agent sent, the action reads the text directly.
+    """
+    for variation in responses_of(domain).get(response) or []:
+        text = variation.get("text") if isinstance(variation, dict) else None
+        if isinstance(text, str) and text.strip():
+            return text
+    return None
+
+
+def slot_events(values: Dict[str, Any]) -> List[EventType]:
     """SlotSet events for a {slot: value} mapping."""
     return [SlotSet(name, value) for name, value in values.items()]
 
@@ -32,24 +60,19 @@ def slot_events(values: Dict[Text, Any]) -> List[EventType]:
 class ActionHandoffToAgent(Action):
     """Open a Flex chat carrying the bot context and pause the bot for this conversation."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_handoff_to_agent"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         if handoff.is_active(tracker.slots):
-            say(dispatcher, domain, "utter_handoff_already")
+            say(dispatcher, domain, handoff.UTTER_ALREADY)
             return []
         settings = settings_from_env()
-        capabilities = handoff.capabilities_of(
-            tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret
-        )
+        capabilities = handoff.capabilities_of(tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret)
         try:
             async with agent_chat.flex_client(settings) as client:
                 chat = await agent_chat.start(
-                    client,
-                    settings,
+                    flex_chats(client, settings),
                     sender_id=tracker.sender_id,
                     events=tracker.events,
                     slots=tracker.slots,
@@ -58,24 +81,24 @@ class ActionHandoffToAgent(Action):
                 )
         except FlexError as e:
             logger.info("handoff failed: %s", e.reason)
-            say(dispatcher, domain, "utter_handoff_failed")
+            say(dispatcher, domain, handoff.UTTER_FAILED)
             return []
         logger.info("handoff started: %s chat %s", chat.mode, chat.channel_sid)
         # The chat details and access token only for a client that asked, over a channel that can carry them.
         details = {"handoff": token_payload(settings, chat)} if capabilities.access_token else None
-        say(dispatcher, domain, "utter_handoff_connecting", json_message=details, **notice("connecting", chat))
+        say(dispatcher, domain, handoff.UTTER_CONNECTING, json_message=details, **notice("connecting", chat))
         events: List[EventType] = slot_events(handoff.start_slots(chat))
         if tracker.active_loop_name:
             events.insert(0, ActiveLoop(None))
         return events
 
 
-def notice(event: Text, chat: Optional[FlexChat] = None) -> Dict[Text, Any]:
+def notice(event: str, chat: Optional[FlexChat] = None) -> Dict[str, Any]:
     """Marks a bot turn as a handoff notice, so handoff-aware front ends can follow the chat's state."""
     return handoff.handoff_metadata("system", event=event, channel_sid=chat.channel_sid if chat else None)
 
 
-def token_payload(settings: Settings, chat: FlexChat) -> Dict[Text, Any]:
+def token_payload(settings: Settings, chat: FlexChat) -> Dict[str, Any]:
     """The custom payload for front ends that talk to Twilio directly."""
     return {
         "event": "connecting",
@@ -92,12 +115,10 @@ def token_payload(settings: Settings, chat: FlexChat) -> Dict[Text, Any]:
 class ActionRelayToAgent(Action):
     """Pass a visitor turn to the agent; on polling channels, show what the agent said meanwhile."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_relay_to_agent"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         chat = handoff.chat_from_slots(tracker.slots)
         if chat is None:
             return []
@@ -107,8 +128,7 @@ class ActionRelayToAgent(Action):
         text = tracker.latest_message.get("text") or ""
         async with agent_chat.flex_client(settings) as client:
             outcome = await agent_chat.relay(
-                client,
-                settings,
+                flex_chats(client, settings, chat.mode),
                 chat,
                 text,
                 handoff.last_index(tracker.slots),
@@ -116,18 +136,18 @@ class ActionRelayToAgent(Action):
                 relay_id=tracker.latest_message.get("message_id"),
             )
         if outcome.failure:
-            say(dispatcher, domain, "utter_handoff_relay_failed", **notice("relay_failed"))
+            say(dispatcher, domain, handoff.UTTER_RELAY_FAILED, **notice("relay_failed"))
             return []
         events: List[EventType] = []
         for message in outcome.replies:
-            utter_flex_message(dispatcher, chat, message)
+            utter_flex_message(dispatcher, domain, message)
         if outcome.closed:
-            say(dispatcher, domain, "utter_handoff_agent_ended", **notice("chat_closed"))
-            say(dispatcher, domain, "utter_bot_back", **notice("bot_resumed"))
+            say(dispatcher, domain, handoff.UTTER_AGENT_ENDED, **notice("chat_closed"))
+            say(dispatcher, domain, handoff.UTTER_BOT_BACK, **notice("bot_resumed"))
             return slot_events(handoff.cleared_slots()) + ([] if outcome.delivered else answer_again(tracker))
         if polls:
             if not outcome.replies:
-                say(dispatcher, domain, "utter_handoff_waiting")
+                say(dispatcher, domain, handoff.UTTER_WAITING)
             events.append(SlotSet(handoff.LAST_INDEX_SLOT, float(outcome.last_index)))
             if outcome.replies and tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
                 events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
@@ -152,38 +172,48 @@ def answer_again(tracker: Tracker) -> List[EventType]:
     ]
 
 
-def utter_flex_message(dispatcher: CollectingDispatcher, chat: FlexChat, message: FlexMessage) -> None:
-    """An agent (or Flex system) message as a bot turn, marked in its metadata."""
+def utter_flex_message(dispatcher: CollectingDispatcher, domain: DomainDict, message: FlexMessage) -> None:
+    """An agent (or Flex system) message as a bot turn, marked in its metadata; a file stands in as the domain words it."""
     if message.author == agent_chat.SYSTEM_AUTHOR:
         dispatcher.utter_message(
             text=message.body,
-            handoff=handoff.handoff_metadata("system", event="flex_system", message_sid=message.sid),
+            **handoff.handoff_metadata("system", event="flex_system", message_sid=message.sid),
         )
         return
-    body = handoff.agent_body(message.body, message.has_media)
+    body: Optional[str] = message.body if message.body.strip() else None
+    if body is None and message.has_media:
+        body = domain_text(domain, handoff.UTTER_ATTACHMENT)
+        if body is None:
+            logger.error(
+                "the bot has no response %s: add it to the domain; the agent's file was not mentioned", handoff.UTTER_ATTACHMENT
+            )
+    if body is None:
+        return  # nothing a visitor could be shown
     dispatcher.utter_message(
         text=handoff.agent_text(message.author, body),
-        handoff=handoff.handoff_metadata("agent", agent=message.author, body=body, message_sid=message.sid),
+        **handoff.handoff_metadata("agent", agent=message.author, body=body, message_sid=message.sid),
     )
 
 
 class ActionEndHandoff(Action):
     """The visitor ends the agent chat: close the Flex side and resume the bot."""
 
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_end_handoff"
 
-    async def run(
-        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: Dict[Text, Any]
-    ) -> List[EventType]:
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         chat = handoff.chat_from_slots(tracker.slots)
         if chat is not None:
             settings = settings_from_env()
             async with agent_chat.flex_client(settings) as client:
-                closed = await agent_chat.end(client, settings, chat)
+                closed = await agent_chat.end(flex_chats(client, settings, chat.mode), chat)
             if not closed:
                 logger.info("Flex chat %s left open after the visitor ended it", chat.channel_sid)
             logger.info("handoff ended by the visitor: chat %s", chat.channel_sid)
-        say(dispatcher, domain, "utter_handoff_ended", **notice("visitor_left"))
-        say(dispatcher, domain, "utter_bot_back", **notice("bot_resumed"))
+        say(dispatcher, domain, handoff.UTTER_ENDED, **notice("visitor_left"))
+        say(dispatcher, domain, handoff.UTTER_BOT_BACK, **notice("bot_resumed"))
         return slot_events(handoff.cleared_slots())
+
+
+# The action server's start: stop it here, naming what is missing, rather than fail each handoff.
+startup.check_action_server_start()

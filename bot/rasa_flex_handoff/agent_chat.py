@@ -1,7 +1,9 @@
 """A visitor's chat with a Flex agent: start it, relay to it, poll it, end it.
 
 These are the steps behind the handoff actions, kept apart from rasa-sdk so they can be
-tested (and reused by the connector) without an action server.
+tested (and reused by the connector) without an action server. Each takes the `FlexChats`
+of the chat's generation (`rasa_flex_handoff.flex.flex_chats`), so none of them asks which
+generation it talks to.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional
 
 from twilio.rest import Client
 
-from rasa_flex_handoff import flex, handoff
-from rasa_flex_handoff.flex import ChatClosed, FlexChat, FlexError, FlexMessage, FlexParticipant
+from rasa_flex_handoff import handoff
+from rasa_flex_handoff.flex import ChatClosed, FlexChat, FlexChats, FlexError, FlexMessage, FlexParticipant
 from rasa_flex_handoff.settings import Settings
 from rasa_flex_handoff.twilio_http import twilio_client
 
@@ -38,8 +40,7 @@ async def flex_client(settings: Settings) -> AsyncIterator[Client]:
 
 
 async def start(
-    client: Client,
-    settings: Settings,
+    chats: FlexChats,
     *,
     sender_id: str,
     events: Iterable[Any],
@@ -48,13 +49,12 @@ async def start(
     intent: Optional[str] = None,
 ) -> FlexChat:
     """Create the visitor's Flex chat with the bot context, scoped webhook included when the channel takes them."""
+    settings = chats.settings
     url = None
     if capabilities.webhook_path:
         url = handoff.webhook_url(settings.public_url, capabilities.webhook_path, sender_id, settings.signing_secret)
     events = list(events)
-    return await flex.start_chat(
-        client,
-        settings,
+    return await chats.start_chat(
         identity=handoff.visitor_identity(sender_id, settings.signing_secret),
         customer_name=handoff.visitor_name(slots, capabilities.visitor),
         pre_engagement_data=handoff.context(events, slots, intent, capabilities.visitor),
@@ -82,18 +82,20 @@ def is_from_agent_side(message: FlexMessage, chat: FlexChat) -> bool:
 
 
 async def relay(
-    client: Client,
-    settings: Settings,
+    chats: FlexChats,
     chat: FlexChat,
     text: str,
     last_index: int,
     wait: float = 0.0,
     relay_id: Optional[str] = None,
 ) -> Relayed:
-    """Post the visitor's message (once per `relay_id`, e.g. Rasa's message id); with `wait`, collect agent replies for up to `wait` seconds."""
+    """Post the visitor's message (once per `relay_id`, e.g. Rasa's message id).
+
+    With `wait`, collect agent replies for up to `wait` seconds (channels without webhooks).
+    """
     outcome = Relayed(last_index=last_index)
     try:
-        await flex.post_visitor_message(client, settings, chat, text, relay_id)
+        await chats.post_visitor_message(chat, text, relay_id)
     except ChatClosed:
         outcome.closed = True
         return outcome
@@ -101,22 +103,22 @@ async def relay(
         logger.info("relay to Flex chat %s failed: %s", chat.channel_sid, e.reason)
         outcome.failure = e.reason
         return outcome
-    except Exception:  # noqa: BLE001 - a relay failure must reach the visitor, never vanish in a log
+    except Exception:  # a relay failure must reach the visitor, never vanish in a log
         logger.exception("relay to Flex chat %s failed unexpectedly", chat.channel_sid)
         outcome.failure = "unexpected error"
         return outcome
     outcome.delivered = True
     if wait > 0:
-        await poll(client, settings, chat, outcome, wait)
+        await poll(chats, chat, outcome, wait)
     return outcome
 
 
-async def poll(client: Client, settings: Settings, chat: FlexChat, outcome: Relayed, wait: float) -> Relayed:
+async def poll(chats: FlexChats, chat: FlexChat, outcome: Relayed, wait: float) -> Relayed:
     """Collect agent messages after `outcome.last_index` until one arrives, the chat closes, or `wait` ends."""
     deadline = time.monotonic() + wait
     while True:
         try:
-            await _collect(client, settings, chat, outcome, check_closed=False)
+            await _collect(chats, chat, outcome, check_closed=False)
         except FlexError as e:
             logger.info("polling Flex chat %s failed: %s", chat.channel_sid, e.reason)
             return outcome
@@ -125,32 +127,32 @@ async def poll(client: Client, settings: Settings, chat: FlexChat, outcome: Rela
         await asyncio.sleep(min(POLL_INTERVAL, max(0.0, deadline - time.monotonic())))
 
 
-async def missed(client: Client, settings: Settings, chat: FlexChat, last_index: int) -> Relayed:
+async def missed(chats: FlexChats, chat: FlexChat, last_index: int) -> Relayed:
     """Who is in the chat, agent messages after `last_index` and whether it closed: what failed webhooks did not bring."""
     outcome = Relayed(last_index=last_index)
     try:
-        outcome.participants = await flex.participants(client, settings, chat)
-        await _collect(client, settings, chat, outcome, check_closed=True)
+        outcome.participants = await chats.participants(chat)
+        await _collect(chats, chat, outcome, check_closed=True)
     except FlexError as e:
         logger.info("catching up with Flex chat %s failed: %s", chat.channel_sid, e.reason)
         outcome.failure = e.reason
     return outcome
 
 
-async def _collect(client: Client, settings: Settings, chat: FlexChat, outcome: Relayed, check_closed: bool) -> None:
+async def _collect(chats: FlexChats, chat: FlexChat, outcome: Relayed, check_closed: bool) -> None:
     """One look at the chat: new agent-side messages into `outcome`, and the closed state when asked or none came."""
-    for message in await flex.messages_after(client, settings, chat, outcome.last_index):
+    for message in await chats.messages_after(chat, outcome.last_index):
         outcome.last_index = max(outcome.last_index, message.index)
         if is_from_agent_side(message, chat):
             outcome.replies.append(message)
     if check_closed or not outcome.replies:
-        outcome.closed = await flex.chat_is_closed(client, settings, chat)
+        outcome.closed = await chats.chat_is_closed(chat)
 
 
-async def end(client: Client, settings: Settings, chat: FlexChat) -> bool:
+async def end(chats: FlexChats, chat: FlexChat) -> bool:
     """Close the Flex side because the visitor left; False when Twilio could not be told."""
     try:
-        await flex.close_chat(client, settings, chat)
+        await chats.close_chat(chat)
         return True
     except FlexError as e:
         logger.info("closing Flex chat %s failed: %s", chat.channel_sid, e.reason)

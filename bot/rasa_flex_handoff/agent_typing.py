@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any, AsyncIterator, Dict, Optional, Text
+from typing import Any, AsyncIterator, Dict, Optional
 
 import aiohttp
 from socketio import AsyncServer
@@ -23,12 +23,12 @@ logger = logging.getLogger(__name__)
 RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
 
-def channel_room(channel_sid: Text) -> Text:
+def channel_room(channel_sid: str) -> str:
     """The socket room of one Flex chat's visitor sockets on this replica."""
     return f"flex:{channel_sid}"
 
 
-def join_channel_room(sio: AsyncServer, session_room: Text, channel_sid: Text, namespace: Optional[Text] = None) -> None:
+def join_channel_room(sio: AsyncServer, session_room: str, channel_sid: str, namespace: Optional[str] = None) -> None:
     """Put this replica's sockets of a visitor session into the Flex chat's room."""
     namespace = namespace or "/"
     if namespace not in sio.manager.rooms:
@@ -38,14 +38,14 @@ def join_channel_room(sio: AsyncServer, session_room: Text, channel_sid: Text, n
         sio.enter_room(sid, channel_room(channel_sid), namespace=namespace)
 
 
-def agent_typing_payload(event: Dict[Text, Any]) -> Optional[Dict[Text, Any]]:
+def agent_typing_payload(event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
     """What the visitor gets for a sandbox event: agent typing only (the visitor's own is not echoed)."""
     if event.get("type") != "typing" or event.get("role") != "agent" or not event.get("channel_sid"):
         return None
     return {"typing": True, "agent": {"name": str(event.get("identity") or "")}}
 
 
-async def server_sent_events(response: aiohttp.ClientResponse) -> AsyncIterator[Dict[Text, Any]]:
+async def server_sent_events(response: aiohttp.ClientResponse) -> AsyncIterator[Dict[str, Any]]:
     """The JSON `data:` of each event in a `text/event-stream` body."""
     data = []
     async for raw in response.content:
@@ -65,11 +65,11 @@ async def server_sent_events(response: aiohttp.ClientResponse) -> AsyncIterator[
 class AgentTypingFeed:
     """One subscription per replica to the sandbox's typing events, relayed to local visitor sockets."""
 
-    def __init__(self, sio: AsyncServer, api_base: Text, namespace: Optional[Text] = None) -> None:
+    def __init__(self, sio: AsyncServer, api_base: str, namespace: Optional[str] = None) -> None:
         self.sio = sio
         self.url = f"{api_base}/sandbox/events?type=typing"
         self.namespace = namespace
-        self.task: Optional[asyncio.Task] = None
+        self.task: Optional[asyncio.Task[None]] = None
 
     def start(self) -> None:
         if self.task is None:
@@ -97,13 +97,13 @@ class AgentTypingFeed:
                         failures = 0
                         async for event in server_sent_events(response):
                             await self._relay(event)
-                except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as e:
+                except (TimeoutError, aiohttp.ClientError, ConnectionError) as e:
                     if not failures:
                         logger.info("agent typing feed from the sandbox unavailable (%s); retrying", type(e).__name__)
                 await asyncio.sleep(RECONNECT_SECONDS[min(failures, len(RECONNECT_SECONDS) - 1)])
                 failures += 1
 
-    async def _relay(self, event: Dict[Text, Any]) -> None:
+    async def _relay(self, event: Dict[str, Any]) -> None:
         payload = agent_typing_payload(event)
         if payload is None:
             return

@@ -11,7 +11,7 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 from urllib.parse import quote
 
@@ -33,6 +33,33 @@ SERVICE_SLOT = "handoff_service_sid"
 LAST_INDEX_SLOT = "handoff_last_index"
 HANDOFF_SLOTS = (STATUS_SLOT, CHANNEL_SLOT, IDENTITY_SLOT, MODE_SLOT, SERVICE_SLOT, LAST_INDEX_SLOT)
 NAME_SLOT = "visitor_name"
+
+# Every text the visitor reads from the handoff is one of these domain responses, so a bot
+# words (and translates) them in its domain; the package's domain fragment has the defaults.
+UTTER_CONNECTING = "utter_handoff_connecting"
+UTTER_ALREADY = "utter_handoff_already"
+UTTER_FAILED = "utter_handoff_failed"
+UTTER_RELAY_FAILED = "utter_handoff_relay_failed"
+UTTER_WAITING = "utter_handoff_waiting"
+UTTER_ENDED = "utter_handoff_ended"
+UTTER_AGENT_ENDED = "utter_handoff_agent_ended"
+UTTER_BOT_BACK = "utter_bot_back"
+UTTER_AGENT_JOINED = "utter_handoff_agent_joined"  # {agent}: the agent's name
+UTTER_AGENT_LEFT = "utter_handoff_agent_left"  # {agent}: the agent's name
+UTTER_ATTACHMENT = "utter_handoff_attachment"  # stands in for an agent's file in a chat that shows text only
+RESPONSES = (
+    UTTER_CONNECTING,
+    UTTER_ALREADY,
+    UTTER_FAILED,
+    UTTER_RELAY_FAILED,
+    UTTER_WAITING,
+    UTTER_ENDED,
+    UTTER_AGENT_ENDED,
+    UTTER_BOT_BACK,
+    UTTER_AGENT_JOINED,
+    UTTER_AGENT_LEFT,
+    UTTER_ATTACHMENT,
+)
 
 TALK_TO_AGENT_INTENT = "talk_to_agent"
 END_CHAT_INTENT = "end_chat"
@@ -57,7 +84,7 @@ def _as_dict(event: Any) -> Dict[str, Any]:
 def _iso(timestamp: Optional[float]) -> Optional[str]:
     if timestamp is None:
         return None
-    return datetime.fromtimestamp(float(timestamp), tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(float(timestamp), tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -101,16 +128,16 @@ def declare_capabilities(
     through untouched, so an unsigned claim (a webhook route, or who the visitor is) could be
     forged by any visitor of those.
     """
-    metadata = dict(metadata) if isinstance(metadata, Mapping) else {}
-    wants_token = metadata.get(TOKEN_REQUEST_KEY) is True
+    stamped: Dict[str, Any] = dict(metadata) if isinstance(metadata, Mapping) else {}
+    wants_token = stamped.get(TOKEN_REQUEST_KEY) is True
     vouched = visitor_fields(visitor)
-    metadata[CAPABILITIES_KEY] = {
+    stamped[CAPABILITIES_KEY] = {
         "webhook_path": webhook_path,
         "access_token": wants_token,
         "visitor": vouched,
         "signature": _capabilities_mac(sender_id, webhook_path, wants_token, vouched, secret),
     }
-    return metadata
+    return stamped
 
 
 def capabilities_of(metadata: Optional[Mapping[str, Any]], sender_id: str, secret: str) -> ChannelCapabilities:
@@ -205,28 +232,6 @@ def shared_slots(slots: Mapping[str, Any]) -> Dict[str, Any]:
         for name, value in slots.items()
         if value is not None and not name.startswith("handoff_") and name not in _PRIVATE_SLOTS
     }
-
-
-# What the visitor is told when the bot's domain lacks the response: the Rasa server (connectors)
-# and the action server say these, so both read one table.
-DEFAULT_RESPONSES = {
-    "utter_handoff_connecting": "Connecting you to an agent. Please hold on, someone will be with you shortly.",
-    "utter_handoff_already": "You're already connected to an agent; just type your message.",
-    "utter_handoff_failed": "Sorry, I couldn't reach an agent right now. I'm still here to help, or you can try again in a moment.",
-    "utter_handoff_relay_failed": "Sorry, your last message could not be delivered to the agent. Please send it again.",
-    "utter_handoff_waiting": "(Sent to the agent. Their reply will show up here, at the latest with your next message.)",
-    "utter_handoff_ended": "You have left the chat with the agent.",
-    "utter_bot_back": "You're back with the bot. How else can I help?",
-    "utter_handoff_agent_ended": "The agent has ended the chat.",
-}
-
-# Stands in for an agent's file in a chat that shows text only (attachments are not relayed yet).
-ATTACHMENT_TEXT = "(sent an attachment this chat cannot show)"
-
-
-def agent_body(body: str, has_media: bool) -> str:
-    """What an agent's message says to the visitor: its text, or a stand-in for a file it carries."""
-    return body or (ATTACHMENT_TEXT if has_media else "")
 
 
 def agent_text(agent: str, body: str) -> str:

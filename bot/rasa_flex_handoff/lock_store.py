@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Optional, Text, Tuple, TypeVar
+from typing import Any, Callable, Optional, Tuple, TypeVar
 
 import redis
 from rasa.core.lock import TicketLock
@@ -42,7 +42,7 @@ class ReplicaSafeRedisLockStore(RedisLockStore):
             kwargs = {"host": endpoint_config.url or "localhost", **endpoint_config.kwargs, **kwargs}
         super().__init__(**kwargs)
 
-    def _change(self, conversation_id: Text, change: Change[T]) -> T:
+    def _change(self, conversation_id: str, change: Change[T]) -> T:
         key = self.key_prefix + conversation_id
         with self.red.pipeline() as pipe:
             while True:
@@ -61,7 +61,7 @@ class ReplicaSafeRedisLockStore(RedisLockStore):
                 except redis.WatchError:
                     continue  # another replica changed this lock meanwhile: redo on its version
 
-    def issue_ticket(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME) -> int:
+    def issue_ticket(self, conversation_id: str, lock_lifetime: float = LOCK_LIFETIME) -> int:
         def issue(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], int]:
             lock = lock or self.create_lock(conversation_id)
             return lock, lock.issue_ticket(lock_lifetime)
@@ -72,7 +72,7 @@ class ReplicaSafeRedisLockStore(RedisLockStore):
         except redis.RedisError as e:
             raise LockError(f"Error while acquiring lock. Error:\n{e}") from e
 
-    def update_lock(self, conversation_id: Text) -> None:
+    def update_lock(self, conversation_id: str) -> None:
         def drop_expired(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
             if lock is not None:
                 lock.remove_expired_tickets()
@@ -80,7 +80,7 @@ class ReplicaSafeRedisLockStore(RedisLockStore):
 
         self._change(conversation_id, drop_expired)
 
-    def finish_serving(self, conversation_id: Text, ticket_number: int) -> None:
+    def finish_serving(self, conversation_id: str, ticket_number: int) -> None:
         def finish(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], None]:
             if lock is not None:
                 lock.remove_ticket_for(ticket_number)
@@ -88,7 +88,7 @@ class ReplicaSafeRedisLockStore(RedisLockStore):
 
         self._change(conversation_id, finish)
 
-    def cleanup(self, conversation_id: Text, ticket_number: int) -> None:
+    def cleanup(self, conversation_id: str, ticket_number: int) -> None:
         """Return the ticket, and delete the lock if nobody else holds one, in one step."""
 
         def finish_and_drop(lock: Optional[TicketLock]) -> Tuple[Optional[TicketLock], bool]:

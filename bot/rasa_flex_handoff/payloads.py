@@ -10,26 +10,26 @@ under `metadata.handoff`. One module shapes live turns and history alike, so the
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Text
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 # Recorded handoff metadata that stays on the server (routing bookkeeping).
 _SERVER_ONLY = ("role", "channel_sid", "participant_sid")
 
 
-def handoff_of(metadata: Optional[Mapping[Text, Any]]) -> Dict[Text, Any]:
+def handoff_of(metadata: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """The handoff metadata recorded on a bot turn (empty for ordinary bot turns)."""
     found = (metadata or {}).get("handoff")
     return dict(found) if isinstance(found, Mapping) else {}
 
 
-def handoff_turn(text: Text, handoff: Mapping[Text, Any], chat: Optional[Mapping[Text, Any]] = None) -> Dict[Text, Any]:
+def handoff_turn(text: str, handoff: Mapping[str, Any], chat: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
     """An agent or system turn as Rasa's socket.io output would send a text, with the handoff in `metadata`.
 
     `handoff` is the turn's recorded metadata (`role` agent|system, `event`, `agent`, ...);
     `chat` the Flex chat details with the access token, only for a client that asked for them.
     """
     sender = "agent" if handoff.get("role") == "agent" else "system"
-    public: Dict[Text, Any] = {"sender": sender}
+    public: Dict[str, Any] = {"sender": sender}
     for key, value in handoff.items():
         if key not in _SERVER_ONLY and value is not None:
             public[key] = value
@@ -40,12 +40,12 @@ def handoff_turn(text: Text, handoff: Mapping[Text, Any], chat: Optional[Mapping
     return {"text": text, "metadata": {"handoff": public}}
 
 
-def is_handoff_message(message: Mapping[Text, Any]) -> bool:
+def is_handoff_message(message: Mapping[str, Any]) -> bool:
     """Whether a bot message (Rasa's `BotUttered.message()` form) is an agent or system turn."""
     return bool(handoff_of(message))
 
 
-def from_bot_message(message: Mapping[Text, Any]) -> Dict[Text, Any]:
+def from_bot_message(message: Mapping[str, Any]) -> Dict[str, Any]:
     """A handoff bot message (`BotUttered.message()` form: metadata merged in) as the visitor gets it live.
 
     The action attaches the Flex chat details (access token included) as custom JSON only for
@@ -56,7 +56,7 @@ def from_bot_message(message: Mapping[Text, Any]) -> Dict[Text, Any]:
     return handoff_turn(message.get("text") or "", handoff_of(message), chat if isinstance(chat, Mapping) else None)
 
 
-def from_bot_event(event: Mapping[Text, Any]) -> Optional[Dict[Text, Any]]:
+def from_bot_event(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """A recorded handoff turn (`BotUttered.as_dict()`) as the visitor gets it; None for ordinary bot turns.
 
     Never includes the access token: a recorded turn may be read again later (history).
@@ -65,10 +65,10 @@ def from_bot_event(event: Mapping[Text, Any]) -> Optional[Dict[Text, Any]]:
     return handoff_turn(event.get("text") or "", meta) if meta else None
 
 
-def _bot_turn(event: Mapping[Text, Any], buttons_as: Text) -> Optional[Dict[Text, Any]]:
+def _bot_turn(event: Mapping[str, Any], buttons_as: str) -> Optional[Dict[str, Any]]:
     """An ordinary recorded bot turn in the channel's shape (no custom JSON: it may hold anything)."""
     data = event.get("data") or {}
-    payload: Dict[Text, Any] = {"text": event.get("text")} if event.get("text") else {}
+    payload: Dict[str, Any] = {"text": event.get("text")} if event.get("text") else {}
     for key in ("image", "attachment", "elements"):
         if data.get(key):
             payload[key] = data[key]
@@ -83,18 +83,18 @@ def _bot_turn(event: Mapping[Text, Any], buttons_as: Text) -> Optional[Dict[Text
     return payload or None
 
 
-def history(events: Iterable[Mapping[Text, Any]], buttons_as: Text, start: int = 0) -> List[Dict[Text, Any]]:
+def history(events: Iterable[Mapping[str, Any]], buttons_as: str, start: int = 0) -> List[Dict[str, Any]]:
     """Visitor, bot, agent and system turns from event `start` on, for a front end that reloads.
 
     Each entry is the payload the visitor got live plus `sender`, `timestamp` and the tracker
     event `index`; access tokens and other custom JSON are never included.
     """
-    found: List[Dict[Text, Any]] = []
+    found: List[Dict[str, Any]] = []
     for index, event in enumerate(events):
         if index < start:
             continue
         kind = event.get("event")
-        entry: Optional[Dict[Text, Any]] = None
+        entry: Optional[Dict[str, Any]] = None
         if kind == "user":
             if (event.get("text") or "").strip() and not handoff_of(event.get("metadata")).get("replayed"):
                 entry = {"sender": "visitor", "text": event.get("text")}

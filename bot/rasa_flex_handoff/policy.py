@@ -8,7 +8,7 @@ the others while `handoff_status` is pending/active, so those turns run
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa.core.constants import POLICY_PRIORITY, RULE_POLICY_PRIORITY
 from rasa.core.policies.policy import Policy, PolicyPrediction, confidence_scores_for
@@ -31,17 +31,18 @@ HANDOFF_ACTION = "action_handoff_to_agent"
 _OWN_ACTIONS = (RELAY_ACTION, END_ACTION)
 
 
-def next_action(tracker: DialogueStateTracker) -> Optional[Text]:
+def next_action(tracker: DialogueStateTracker) -> Optional[str]:
     """The action this policy insists on for the tracker, or None to abstain."""
     for event in reversed(tracker.events):
         if isinstance(event, UserUttered):
             if not is_active({STATUS_SLOT: tracker.get_slot(STATUS_SLOT)}):
                 return None
-            intent = (event.intent or {}).get("name")
+            intent: Optional[str] = (event.intent or {}).get("name")
             return END_ACTION if is_end_chat(event.text, intent) else RELAY_ACTION
         if isinstance(event, ActionExecuted):
             if event.action_name in _OWN_ACTIONS:
-                return ACTION_LISTEN_NAME
+                listen: str = ACTION_LISTEN_NAME
+                return listen
             return None
     return None
 
@@ -53,13 +54,13 @@ class HandoffPolicy(Policy):
     """Routes visitor turns to the agent while handed off; abstains otherwise. Needs no data."""
 
     @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
+    def get_default_config() -> Dict[str, Any]:
         """Outranks RulePolicy, so a `talk_to_agent` or fallback rule cannot interrupt the agent chat."""
         return {POLICY_PRIORITY: RULE_POLICY_PRIORITY + 6}
 
     def __init__(
         self,
-        config: Dict[Text, Any],
+        config: Dict[str, Any],
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
@@ -84,7 +85,7 @@ class HandoffPolicy(Policy):
         self,
         tracker: DialogueStateTracker,
         domain: Domain,
-        rule_only_data: Optional[Dict[Text, Any]] = None,
+        rule_only_data: Optional[Dict[str, Any]] = None,
         **kwargs: Any,
     ) -> PolicyPrediction:
         """Confidence 1.0 for the handoff action the tracker needs, all zeros otherwise."""

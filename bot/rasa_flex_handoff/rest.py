@@ -12,7 +12,7 @@ with visitor, bot, agent and system turns of conversations started on this chann
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
 from sanic import Blueprint, response
@@ -20,7 +20,9 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from rasa_flex_handoff import payloads
-from rasa_flex_handoff.relay import Handoff, may_read_history, visitor_message
+from rasa_flex_handoff.history_access import may_read_history
+from rasa_flex_handoff.relay import Handoff, visitor_message
+from rasa_flex_handoff.startup import channel_settings
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +31,10 @@ class RestOutput(CollectingOutputChannel):
     """Collects the turn's messages as Rasa's `rest` does; handoff turns carry `metadata.handoff`."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "handoff_rest"
 
-    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         if not payloads.is_handoff_message(message):
             await super().send_response(recipient_id, message)
             return
@@ -43,15 +45,19 @@ class RestInput(InputChannel):
     """A REST input channel that relays handed-off conversations to Flex."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "handoff_rest"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
         credentials = credentials or {}
-        return cls(jwt_key=credentials.get("jwt_key"), jwt_method=credentials.get("jwt_method", "HS256"))
+        return cls(
+            handoff=Handoff(channel_settings(credentials)),
+            jwt_key=credentials.get("jwt_key"),
+            jwt_method=credentials.get("jwt_method", "HS256"),
+        )
 
-    def __init__(self, handoff: Optional[Handoff] = None, jwt_key: Optional[Text] = None, jwt_method: Text = "HS256") -> None:
+    def __init__(self, handoff: Optional[Handoff] = None, jwt_key: Optional[str] = None, jwt_method: str = "HS256") -> None:
         self.handoff = handoff or Handoff()
         self.jwt_key = jwt_key
         self.jwt_algorithm = jwt_method
@@ -60,7 +66,7 @@ class RestInput(InputChannel):
         """Message, history and Flex webhook routes."""
         webhook = Blueprint(f"{self.name()}_webhook", __name__)
 
-        def refused(request: Request, sender_id: Text) -> Optional[HTTPResponse]:
+        def refused(request: Request, sender_id: str) -> Optional[HTTPResponse]:
             if may_read_history(request, sender_id, self.jwt_key, self.jwt_algorithm):
                 return None
             return response.json({"error": "a bearer token for this sender is required"}, status=401)
@@ -110,10 +116,10 @@ class RestInput(InputChannel):
             entries, next_since = found
             return response.json({"messages": entries, "next": next_since}, headers={"Cache-Control": "no-store"})
 
-        async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+        async def deliver(sender_id: str, payloads: List[Dict[str, Any]]) -> None:
             # REST visitors read agent turns from /messages; the tracker already has them.
             return None
 
-        self.handoff.add_webhook_route(webhook, deliver)
-        self.handoff.add_shutdown(webhook)
+        self.handoff.add_webhook_route(webhook, deliver, RestOutput.name())
+        self.handoff.add_lifecycle(webhook)
         return webhook

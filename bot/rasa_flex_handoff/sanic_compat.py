@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import types
-from typing import Any, Iterable
+from typing import Any, Coroutine, Iterable
 
 
-def _wait(aws: Iterable[Any], *args: Any, **kwargs: Any):
+def _wait(aws: Iterable[Any], *args: Any, **kwargs: Any) -> Coroutine[Any, Any, Any]:
     return asyncio.wait([asyncio.ensure_future(a) for a in aws], *args, **kwargs)
 
 
@@ -29,13 +29,12 @@ def apply() -> bool:
     """Patch Sanic's websocket module once; returns whether a patch is in effect."""
     from sanic.server.websockets import impl
 
-    if getattr(impl.asyncio, "_handoff_patched", False):
+    if getattr(vars(impl)["asyncio"], "_handoff_patched", False):
         return True
     if not needs_patch():
         return False
     shim = types.ModuleType("asyncio")
     shim.__dict__.update(asyncio.__dict__)
-    shim.wait = _wait
-    shim._handoff_patched = True
-    impl.asyncio = shim
+    shim.__dict__.update(wait=_wait, _handoff_patched=True)
+    vars(impl)["asyncio"] = shim  # the module reads its global `asyncio` at call time
     return True

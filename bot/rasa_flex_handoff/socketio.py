@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Text
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 import rasa.core.channels.channel
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
@@ -26,10 +26,11 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 from socketio import AsyncRedisManager, AsyncServer
 
-from rasa_flex_handoff import sanic_compat
-from rasa_flex_handoff import payloads
+from rasa_flex_handoff import payloads, sanic_compat
 from rasa_flex_handoff.agent_typing import AgentTypingFeed, join_channel_room
-from rasa_flex_handoff.relay import Handoff, may_read_history, visitor_message
+from rasa_flex_handoff.history_access import may_read_history
+from rasa_flex_handoff.relay import Handoff, visitor_message
+from rasa_flex_handoff.startup import channel_settings
 
 # Rasa's server is Sanic 21.12: its websockets need this on Python 3.11 (see bot/rasa_flex_handoff/sanic_compat.py).
 sanic_compat.apply()
@@ -37,18 +38,29 @@ sanic_compat.apply()
 logger = logging.getLogger(__name__)
 
 class SocketIOOutput(RasaSocketIOOutput):
-    """Rasa's socket.io output, plus handoff payloads (token, agent and system turns)."""
+    """Rasa's socket.io output, plus handoff payloads (token, agent and system turns).
+
+    It emits in the channel's socket.io `namespace`: Rasa 3.6's own output always emits in the
+    default one, so a widget on a custom namespace never hears the bot.
+    """
+
+    def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: Optional[str] = None) -> None:
+        super().__init__(sio, bot_message_evt)
+        self.namespace = namespace
+
+    async def _send_message(self, socket_id: str, response: Any) -> None:
+        await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "handoff_socketio"
 
-    async def send_payloads(self, recipient_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+    async def send_payloads(self, recipient_id: str, payloads: List[Dict[str, Any]]) -> None:
         """Emit ready-made payloads to the visitor's room, in order."""
         for payload in payloads:
             await self._send_message(recipient_id, payload)
 
-    async def send_response(self, recipient_id: Text, message: Dict[Text, Any]) -> None:
+    async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         """Handoff turns as one text payload with `metadata.handoff`; every other turn exactly as Rasa sends it."""
         if not payloads.is_handoff_message(message):
             await super().send_response(recipient_id, message)
@@ -57,10 +69,10 @@ class SocketIOOutput(RasaSocketIOOutput):
         handoff = payloads.handoff_of(message)
         if handoff.get("event") == "connecting" and handoff.get("channel_sid"):
             # This replica handled the visitor's request, so it holds their sockets.
-            join_channel_room(self.sio, recipient_id, handoff["channel_sid"])
+            join_channel_room(self.sio, recipient_id, handoff["channel_sid"], self.namespace)
 
 
-def is_typing(data: Dict[Text, Any]) -> bool:
+def is_typing(data: Dict[str, Any]) -> bool:
     """A `visitor_typing` start signal (older clients send no flag); a stop must not show "typing"."""
     return data.get("typing", True) is True
 
@@ -68,7 +80,7 @@ def is_typing(data: Dict[Text, Any]) -> bool:
 class _AppBlueprint(SocketBlueprint):
     """Rasa's socket blueprint that also remembers the app it is registered on."""
 
-    def register(self, app: Sanic, options: Dict[Text, Any]) -> None:
+    def register(self, app: Sanic, options: Dict[str, Any]) -> None:
         self.ctx.app = app
         super().register(app, options)
 
@@ -77,11 +89,11 @@ class SocketIOInput(InputChannel):
     """A socket.io input channel that relays handed-off conversations to Flex."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "handoff_socketio"
 
     @classmethod
-    def from_credentials(cls, credentials: Optional[Dict[Text, Any]]) -> InputChannel:
+    def from_credentials(cls, credentials: Optional[Dict[str, Any]]) -> InputChannel:
         credentials = credentials or {}
         return cls(
             credentials.get("user_message_evt", "user_uttered"),
@@ -93,18 +105,19 @@ class SocketIOInput(InputChannel):
             credentials.get("jwt_method", "HS256"),
             credentials.get("metadata_key", "metadata"),
             credentials.get("cors_allowed_origins", []),
+            handoff=Handoff(channel_settings(credentials)),
         )
 
     def __init__(
         self,
-        user_message_evt: Text = "user_uttered",
-        bot_message_evt: Text = "bot_uttered",
-        namespace: Optional[Text] = None,
+        user_message_evt: str = "user_uttered",
+        bot_message_evt: str = "bot_uttered",
+        namespace: Optional[str] = None,
         session_persistence: bool = False,
-        socketio_path: Optional[Text] = "/socket.io",
-        jwt_key: Optional[Text] = None,
-        jwt_method: Optional[Text] = "HS256",
-        metadata_key: Optional[Text] = "metadata",
+        socketio_path: Optional[str] = "/socket.io",
+        jwt_key: Optional[str] = None,
+        jwt_method: Optional[str] = "HS256",
+        metadata_key: Optional[str] = "metadata",
         cors_allowed_origins: Any = None,
         handoff: Optional[Handoff] = None,
     ) -> None:
@@ -121,7 +134,7 @@ class SocketIOInput(InputChannel):
         self.cors_allowed_origins = cors_allowed_origins if cors_allowed_origins is not None else []
         self.handoff = handoff or Handoff()
 
-    def visitor(self, metadata: Dict[Text, Any]) -> Optional[Dict[Text, Any]]:
+    def visitor(self, metadata: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """Who the visitor is, for the agent: `name`, `email`, `customer_id` (all optional).
 
         Override this to pass what your page knows about a logged-in visitor from the message's
@@ -135,7 +148,7 @@ class SocketIOInput(InputChannel):
         """Output for messages Rasa sends outside a visitor turn (e.g. the /execute API)."""
         if self.sio is None:
             return None
-        return SocketIOOutput(self.sio, self.bot_message_evt)
+        return SocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
 
     def _server(self) -> AsyncServer:
         manager = None
@@ -149,24 +162,24 @@ class SocketIOInput(InputChannel):
         sio = self._server()
         socketio_webhook = _AppBlueprint(sio, self.socketio_path, f"{self.name()}_webhook", __name__)
         self.sio = sio
-        output = SocketIOOutput(sio, self.bot_message_evt)
+        output = SocketIOOutput(sio, self.bot_message_evt, self.namespace)
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
             return response.json({"status": "ok"})
 
-        async def deliver(sender_id: Text, payloads: List[Dict[Text, Any]]) -> None:
+        async def deliver(sender_id: str, payloads: List[Dict[str, Any]]) -> None:
             await output.send_payloads(sender_id, payloads)
 
-        async def catch_up(agent: Any, session_id: Text) -> bool:
+        async def catch_up(agent: Any, session_id: str) -> bool:
             """Fetch what Flex could not deliver meanwhile and emit it to the session's room."""
-            payloads = await self.handoff.catch_up(agent, session_id)
+            payloads = await self.handoff.catch_up(agent, session_id, output.name())
             if payloads:
                 await deliver(session_id, payloads)
             return bool(payloads)
 
         @socketio_webhook.route("/history/<session_id>", methods=["GET"], name=f"{self.name()}_history")
-        async def history(request: Request, session_id: Text) -> HTTPResponse:
+        async def history(request: Request, session_id: str) -> HTTPResponse:
             """The session's turns for the widget (reload, reconnect): the session id is the key, plus a JWT with `jwt_key`."""
             agent = request.app.ctx.agent
             headers = {"Cache-Control": "no-store"}
@@ -179,8 +192,8 @@ class SocketIOInput(InputChannel):
                 found = await self.handoff.history(agent, session_id, self.name(), "quick_replies") or found
             return response.json({"session_id": session_id, "messages": found[0]}, headers=headers)
 
-        self.handoff.add_webhook_route(socketio_webhook, deliver)
-        self.handoff.add_shutdown(socketio_webhook)
+        self.handoff.add_webhook_route(socketio_webhook, deliver, output.name())
+        self.handoff.add_lifecycle(socketio_webhook)
         if self.handoff.settings.uses_sandbox:
             typing_feed = AgentTypingFeed(sio, self.handoff.settings.api_base or "", self.namespace)
 
@@ -193,7 +206,7 @@ class SocketIOInput(InputChannel):
                 await typing_feed.stop()
 
         @sio.on("connect", namespace=self.namespace)
-        async def connect(sid: Text, environ: Dict, auth: Optional[Dict]) -> bool:
+        async def connect(sid: str, environ: Dict[str, Any], auth: Optional[Dict[str, Any]]) -> bool:
             if not self.jwt_key:
                 return True
             token = (auth or {}).get("token")
@@ -203,7 +216,7 @@ class SocketIOInput(InputChannel):
             return bool(payload)
 
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: Text, data: Optional[Dict]) -> None:
+        async def session_request(sid: str, data: Optional[Dict[str, Any]]) -> None:
             data = data or {}
             if not data.get("session_id"):
                 data["session_id"] = uuid.uuid4().hex
@@ -218,22 +231,23 @@ class SocketIOInput(InputChannel):
                     join_channel_room(sio, data["session_id"], chat.channel_sid, self.namespace)
                     await catch_up(agent, data["session_id"])
 
-        def sender_of(sid: Text, data: Dict) -> Optional[Text]:
+        def sender_of(sid: str, data: Dict[str, Any]) -> Optional[str]:
             if not self.session_persistence:
                 return sid
-            if not data.get("session_id"):
-                logger.warning("socket.io message without session_id ignored (send session_request first)")
+            session_id = data.get("session_id")
+            if not session_id or not isinstance(session_id, str):
+                logger.warning("socket.io message without a session_id ignored (send session_request first)")
                 return None
-            return data["session_id"]
+            return session_id
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
-        async def handle_message(sid: Text, data: Dict) -> None:
+        async def handle_message(sid: str, data: Dict[str, Any]) -> None:
             if not isinstance(data, dict):
                 return
             sender_id = sender_of(sid, data)
             if sender_id is None:
                 return
-            metadata = data.get(self.metadata_key) or {}
+            metadata = data.get(self.metadata_key or "metadata") or {}
             if isinstance(metadata, str):
                 try:
                     metadata = json.loads(metadata)
@@ -251,7 +265,7 @@ class SocketIOInput(InputChannel):
                 await on_new_message(message)
 
         @sio.on("visitor_typing", namespace=self.namespace)
-        async def visitor_typing(sid: Text, data: Optional[Dict]) -> None:
+        async def visitor_typing(sid: str, data: Optional[Dict[str, Any]]) -> None:
             sender_id = sender_of(sid, data or {})
             if sender_id is not None and is_typing(data or {}):
                 await self.handoff.forward_typing(socketio_webhook.ctx.app.ctx.agent, sender_id)

@@ -54,6 +54,7 @@ class AsyncSandboxHttpClient(AsyncTwilioHttpClient):
         super().__init__(pool_connections=False, timeout=timeout)
         self.api_base = api_base
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self.session: Optional[ClientSession] = None
 
     def _session_for_loop(self) -> ClientSession:
         loop = asyncio.get_running_loop()

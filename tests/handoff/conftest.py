@@ -74,8 +74,9 @@ def faults(sandbox: AgentDesk) -> Iterator[AgentDesk]:
 class Visitor:
     """A website visitor on socket.io (websocket transport, session persistence), as the widget connects."""
 
-    def __init__(self, url: str, session_id: Optional[str] = None) -> None:
+    def __init__(self, url: str, session_id: Optional[str] = None, namespace: str = "/") -> None:
         self.url = url
+        self.namespace = namespace
         self.messages: List[Dict[str, Any]] = []  # as `flat` reads them
         self.off_contract: List[Any] = []  # payloads a plain Rasa widget would drop
         self.agent_typing: List[Dict[str, Any]] = []
@@ -85,22 +86,22 @@ class Visitor:
         self.thread.start()
         self.sio = socketio.AsyncClient(reconnection=False)
 
-        @self.sio.on("bot_uttered")
+        @self.sio.on("bot_uttered", namespace=namespace)
         async def on_bot(data: Any) -> None:
             if off_contract(data):
                 self.off_contract.append(data)
             self.messages.append(flat(data) if isinstance(data, dict) else {"raw": data})
 
-        @self.sio.on("agent_typing")
+        @self.sio.on("agent_typing", namespace=namespace)
         async def on_agent_typing(data: Any) -> None:
             self.agent_typing.append(data)
 
-        @self.sio.on("session_confirm")
+        @self.sio.on("session_confirm", namespace=namespace)
         async def on_confirm(data: Any) -> None:
             self.session_id = data if isinstance(data, str) else (data or {}).get("session_id")
 
-        self._run(self.sio.connect(url, socketio_path="/socket.io", transports=["websocket"]))
-        self._run(self.sio.emit("session_request", {"session_id": session_id}))
+        self._run(self.sio.connect(url, socketio_path="/socket.io", transports=["websocket"], namespaces=[namespace]))
+        self._run(self.sio.emit("session_request", {"session_id": session_id}, namespace=namespace))
         wait_for(lambda: self.session_id, 10, "session_confirm")
 
     def _run(self, coro: Any, timeout: float = 15) -> Any:
@@ -114,7 +115,7 @@ class Visitor:
         data: Dict[str, Any] = {"message": text, "session_id": self.session_id}
         if metadata is not None:
             data["metadata"] = metadata
-        self._run(self.sio.emit("user_uttered", data))
+        self._run(self.sio.emit("user_uttered", data, namespace=self.namespace))
 
     def texts(self) -> List[str]:
         return [m.get("text", "") for m in list(self.messages)]

@@ -1,17 +1,21 @@
-"""The assistant's custom actions, run with rasa-sdk's Tracker and CollectingDispatcher (no server)."""
+"""The assistant's custom actions, run with rasa-sdk's Tracker and CollectingDispatcher (no server).
+
+The handoff actions run against `FakeFlex`, which stands in for Twilio's cloud only: the plugin's
+own Flex logic (`FlexChats`: start, relay once, closed chats, cleanup) runs as in production.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any, Dict, List, Optional
+import logging
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
+from twilio.base.exceptions import TwilioRestException
 
 from actions.fallback import ActionFallback, consecutive_fallbacks
-from rasa_flex_handoff.actions import ActionEndHandoff, answer_again
 from actions.orders import (
     ActionOrderStatus,
     ValidateOrderStatusForm,
@@ -19,6 +23,17 @@ from actions.orders import (
     load_orders,
     normalize_order_number,
 )
+from flex_sandbox.credentials import DEVELOPMENT
+from rasa_flex_handoff import actions, handoff
+from rasa_flex_handoff.actions import (
+    ActionEndHandoff,
+    ActionHandoffToAgent,
+    ActionRelayToAgent,
+    answer_again,
+    domain_text,
+)
+from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexMessage, FlexParticipant, NewChat
+from rasa_flex_handoff.settings import CONVERSATIONS, LEGACY, Settings
 
 
 def tracker(slots: Optional[Dict[str, Any]] = None, events: Optional[List[Dict[str, Any]]] = None) -> Tracker:
@@ -35,8 +50,18 @@ def action(name: str) -> Dict[str, Any]:
 
 @pytest.mark.parametrize(
     "typed, expected",
-    [("NW-12345", "NW-12345"), ("nw-12345", "NW-12345"), ("NW12345", "NW-12345"), ("nw 12345", "NW-12345"),
-     (" NW-12345 ", "NW-12345"), ("NW-1234", None), ("12345", None), ("", None), (None, None), ("NW-123456", None)],
+    [
+        ("NW-12345", "NW-12345"),
+        ("nw-12345", "NW-12345"),
+        ("NW12345", "NW-12345"),
+        ("nw 12345", "NW-12345"),
+        (" NW-12345 ", "NW-12345"),
+        ("NW-1234", None),
+        ("12345", None),
+        ("", None),
+        (None, None),
+        ("NW-123456", None),
+    ],
 )
 def test_order_numbers_are_normalized(typed: Optional[str], expected: Optional[str]) -> None:
     assert normalize_order_number(typed) == expected
@@ -88,8 +113,7 @@ def test_form_validation_rejects_with_a_hint() -> None:
 
 
 def test_first_fallback_asks_to_rephrase() -> None:
-    events = [action("action_listen"), user("greet"), action("utter_greet"), action("action_listen"),
-              user("nlu_fallback")]
+    events = [action("action_listen"), user("greet"), action("utter_greet"), action("action_listen"), user("nlu_fallback")]
     assert consecutive_fallbacks(events) == 1
     dispatcher = CollectingDispatcher()
     ActionFallback().run(dispatcher, tracker(events=events), {})
@@ -98,8 +122,13 @@ def test_first_fallback_asks_to_rephrase() -> None:
 
 
 def test_second_fallback_in_a_row_offers_a_person() -> None:
-    events = [action("action_listen"), user("nlu_fallback"), action("action_fallback"), action("action_listen"),
-              user("nlu_fallback")]
+    events = [
+        action("action_listen"),
+        user("nlu_fallback"),
+        action("action_fallback"),
+        action("action_listen"),
+        user("nlu_fallback"),
+    ]
     assert consecutive_fallbacks(events) == 2
     dispatcher = CollectingDispatcher()
     ActionFallback().run(dispatcher, tracker(events=events), {})
@@ -108,25 +137,294 @@ def test_second_fallback_in_a_row_offers_a_person() -> None:
 
 
 def test_an_understood_turn_resets_the_fallback_count() -> None:
-    events = [user("nlu_fallback"), action("action_fallback"), action("action_listen"),
-              user("greet"), action("utter_greet"), action("action_listen"), user("nlu_fallback")]
+    events = [
+        user("nlu_fallback"),
+        action("action_fallback"),
+        action("action_listen"),
+        user("greet"),
+        action("utter_greet"),
+        action("action_listen"),
+        user("nlu_fallback"),
+    ]
     assert consecutive_fallbacks(events) == 1
 
 
-def test_ending_the_handoff_marks_its_notices_for_handoff_aware_front_ends() -> None:
-    dispatcher = CollectingDispatcher()
-    events = asyncio.run(ActionEndHandoff().run(dispatcher, tracker(), {"responses": {}}))
-    assert [m["handoff"]["event"] for m in dispatcher.messages] == ["visitor_left", "bot_resumed"]
-    assert [m["text"] for m in dispatcher.messages] == ["You have left the chat with the agent.", "You're back with the bot. How else can I help?"]
-    assert {e["name"] for e in events} >= {"handoff_status", "handoff_channel_sid"}
-
-
 def test_a_message_the_closed_chat_did_not_take_is_replayed_as_a_new_turn() -> None:
-    latest = {"text": "opening hours?", "intent": {"name": "ask_opening_hours", "confidence": 0.9}, "entities": [],
-              "message_id": "m1", "metadata": {"page": "shop"}}
-    t = Tracker("visitor-1", {}, latest, [{"event": "user", "text": "opening hours?", "input_channel": "cmdline"}],
-                False, None, {}, "cmdline")
+    latest = {
+        "text": "opening hours?",
+        "intent": {"name": "ask_opening_hours", "confidence": 0.9},
+        "entities": [],
+        "message_id": "m1",
+        "metadata": {"page": "shop"},
+    }
+    t = Tracker(
+        "visitor-1",
+        {},
+        latest,
+        [{"event": "user", "text": "opening hours?", "input_channel": "cmdline"}],
+        False,
+        None,
+        {},
+        "cmdline",
+    )
     listen, user = answer_again(t)
     assert listen == {"event": "action", "name": "action_listen", "policy": None, "confidence": None, "timestamp": None}
     assert user["text"] == "opening hours?" and user["parse_data"]["intent"]["name"] == "ask_opening_hours"
     assert user["metadata"] == {"page": "shop", "handoff": {"replayed": True}}
+
+
+# --- the handoff actions --------------------------------------------------------------------
+
+SENDER = "3f2b9c1d8e7a46f0b1c2d3e4f5a6b7c8"
+# Every handoff response, worded so a test can tell them apart.
+DOMAIN: Dict[str, Any] = {"responses": {name: [{"text": f"<{name}>"}] for name in handoff.RESPONSES}}
+WEBHOOK_PATH = "/webhooks/handoff_socketio/flex"
+
+
+class FakeFlex(FlexChats):
+    """Twilio's cloud as the handoff actions meet it, in memory: one chat, its messages, a close, refusals."""
+
+    mode = CONVERSATIONS
+
+    def __init__(self, settings: Settings, mode: str = CONVERSATIONS) -> None:
+        super().__init__(client=None, settings=settings)
+        self.chat_mode = mode
+        self.made: List[NewChat] = []
+        self.webhooks: List[str] = []
+        self.posted: List[str] = []
+        self.replies: List[FlexMessage] = []
+        self.closed = False
+        self.closes = 0
+        self.discarded: List[FlexChat] = []
+        self.refuse: Dict[str, int] = {}  # operation -> HTTP status Twilio answers it with
+
+    def _twilio(self, operation: str) -> None:
+        if operation in self.refuse:
+            raise TwilioRestException(self.refuse[operation], f"https://flex.twilio.com/{operation}", "refused")
+
+    async def find_route(self) -> str:
+        return "IG" + "0" * 32
+
+    async def _create(self, new: NewChat) -> FlexChat:
+        async def create() -> FlexChat:
+            self._twilio("create")
+            self.made.append(new)
+            return FlexChat(self.chat_mode, "CH1", "visitor-identity", "IS1")
+
+        return await self.call("create", create, creates=True)
+
+    async def register_webhook(self, chat: FlexChat, url: str) -> None:
+        self.webhooks.append(url)
+
+    async def _post(self, chat: FlexChat, body: str, attributes: str) -> FlexMessage:
+        self._twilio("post")
+        if self.closed:
+            self._twilio_closed()
+        self.posted.append(body)
+        return FlexMessage(f"IM{len(self.posted)}", len(self.posted), chat.identity, body)
+
+    def _twilio_closed(self) -> None:
+        raise TwilioRestException(400, "https://conversations.twilio.com/Messages", "conversation is closed")
+
+    async def participants(self, chat: FlexChat) -> List[FlexParticipant]:
+        return []
+
+    async def recent_messages(self, chat: FlexChat, limit: int) -> List[FlexMessage]:
+        return sorted(self.replies, key=lambda m: -m.index)[:limit]
+
+    async def _is_closed(self, chat: FlexChat) -> bool:
+        return self.closed
+
+    async def _close(self, chat: FlexChat) -> None:
+        self.closes += 1
+        self.closed = True
+
+    async def _discard(self, chat: FlexChat) -> None:
+        self.discarded.append(chat)
+
+
+@pytest.fixture
+def flex(monkeypatch: pytest.MonkeyPatch) -> Tuple[FakeFlex, List[Optional[str]]]:
+    """The fake Flex behind the actions' `flex_chats`, and the Flex mode each action asked for (None: FLEX_MODE)."""
+    env = {
+        **DEVELOPMENT.as_env(),
+        "PUBLIC_URL": "https://bot.example.com",
+        "TWILIO_API_BASE": "http://127.0.0.1:9",
+        "FLEX_MODE": CONVERSATIONS,
+        "TWILIO_RETRIES": "0",
+        "HANDOFF_SHELL_WAIT": "0",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("HANDOFF_SECRET", raising=False)
+    asked: List[Optional[str]] = []
+    fakes: List[FakeFlex] = []
+
+    def flex_chats(client: Any, settings: Settings, mode: Optional[str] = None) -> FlexChats:
+        asked.append(mode)
+        if not fakes:
+            fakes.append(FakeFlex(settings))
+        fakes[0].settings = settings
+        return fakes[0]
+
+    monkeypatch.setattr(actions, "flex_chats", flex_chats)
+    fake = FakeFlex(actions.settings_from_env())
+    fakes.append(fake)
+    return fake, asked
+
+
+def handed_off_slots(mode: str = CONVERSATIONS) -> Dict[str, Any]:
+    return handoff.start_slots(FlexChat(mode, "CH1", "visitor-identity", "IS1"), last_index=0)
+
+
+def turn(text: str, slots: Optional[Dict[str, Any]] = None, webhooks: bool = False, intent: str = "handoff_relay") -> Tracker:
+    """The tracker an action gets for the visitor's latest message; `webhooks`: over our socket.io channel."""
+    metadata = handoff.declare_capabilities({}, WEBHOOK_PATH, SENDER, DEVELOPMENT.auth_token) if webhooks else {}
+    latest = {"text": text, "intent": {"name": intent, "confidence": 1.0}, "message_id": "m1", "metadata": metadata}
+    events = [{"event": "user", "text": text, "input_channel": "handoff_socketio", "metadata": metadata}]
+    return Tracker(SENDER, slots or {}, latest, events, False, None, {}, "handoff_socketio")
+
+
+def said(dispatcher: CollectingDispatcher) -> List[Any]:
+    """What the action said: response names, or the text of messages it put together itself."""
+    return [m.get("response") or m.get("text") for m in dispatcher.messages]
+
+
+def slot_values(events: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {e["name"]: e["value"] for e in events if e.get("event") == "slot"}
+
+
+async def test_asking_again_while_handed_off_says_so_and_opens_no_second_chat(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, asked = flex
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoffToAgent().run(dispatcher, turn("/talk_to_agent", handed_off_slots()), DOMAIN)
+    assert said(dispatcher) == ["utter_handoff_already"]
+    assert events == [] and asked == [] and fake.made == []
+
+
+async def test_a_handoff_opens_the_chat_with_a_webhook_and_the_visitors_words(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, asked = flex
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoffToAgent().run(dispatcher, turn("can I talk to a person", webhooks=True), DOMAIN)
+    assert asked == [None]  # a new chat: the configured FLEX_MODE decides
+    assert said(dispatcher) == ["utter_handoff_connecting"]
+    assert dispatcher.messages[0]["handoff"] == {"role": "system", "event": "connecting", "channel_sid": "CH1"}
+    assert fake.posted == ["can I talk to a person"] and len(fake.webhooks) == 1
+    assert fake.webhooks[0].startswith("https://bot.example.com" + WEBHOOK_PATH + "?c=")
+    assert slot_values(events) == handoff.start_slots(FlexChat(CONVERSATIONS, "CH1", "visitor-identity", "IS1"))
+
+
+async def test_a_handoff_flex_refuses_tells_the_visitor_and_leaves_nothing_behind(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    fake.refuse["post"] = 400  # the chat is made, its opening message is refused
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoffToAgent().run(dispatcher, turn("a person please"), DOMAIN)
+    assert said(dispatcher) == ["utter_handoff_failed"]
+    assert events == []
+    assert [chat.channel_sid for chat in fake.discarded] == ["CH1"]
+
+
+async def test_a_handoff_twilio_cannot_make_fails_without_a_chat(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    fake.refuse["create"] = 500
+    dispatcher = CollectingDispatcher()
+    assert await ActionHandoffToAgent().run(dispatcher, turn("a person please"), DOMAIN) == []
+    assert said(dispatcher) == ["utter_handoff_failed"] and fake.made == []
+
+
+async def test_relaying_into_a_chat_the_agent_closed_hands_back_and_replays_the_message(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, asked = flex
+    fake.closed = True
+    dispatcher = CollectingDispatcher()
+    events = await ActionRelayToAgent().run(dispatcher, turn("still there?", handed_off_slots()), DOMAIN)
+    assert asked == [CONVERSATIONS]
+    assert said(dispatcher) == ["utter_handoff_agent_ended", "utter_bot_back"]
+    assert [m["handoff"]["event"] for m in dispatcher.messages] == ["chat_closed", "bot_resumed"]
+    assert slot_values(events) == handoff.cleared_slots()
+    assert [e["event"] for e in events if e["event"] != "slot"] == ["action", "user"]  # the bot answers it instead
+    assert fake.posted == []
+
+
+async def test_a_relay_that_fails_tells_the_visitor_and_keeps_the_handoff(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    fake.refuse["post"] = 403
+    dispatcher = CollectingDispatcher()
+    events = await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots(), webhooks=True), DOMAIN)
+    assert said(dispatcher) == ["utter_handoff_relay_failed"]
+    assert dispatcher.messages[0]["handoff"]["event"] == "relay_failed"
+    assert events == []
+
+
+async def test_a_relay_over_a_webhook_channel_says_nothing_more(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    dispatcher = CollectingDispatcher()
+    events = await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots(), webhooks=True), DOMAIN)
+    assert fake.posted == ["hello?"] and dispatcher.messages == [] and events == []
+
+
+async def test_a_polling_channel_hears_the_agent_and_a_file_in_the_domains_words(
+    flex: Tuple[FakeFlex, List[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, _ = flex
+    monkeypatch.setenv("HANDOFF_SHELL_WAIT", "2")
+    fake.replies = [FlexMessage("IM7", 7, "alice", "Hi, Alice here"), FlexMessage("IM8", 8, "alice", "", has_media=True)]
+    dispatcher = CollectingDispatcher()
+    events = await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots()), DOMAIN)
+    assert said(dispatcher) == ["alice: Hi, Alice here", "alice: <utter_handoff_attachment>"]
+    assert [m["handoff"] for m in dispatcher.messages] == [
+        {"role": "agent", "agent": "alice", "body": "Hi, Alice here", "message_sid": "IM7"},
+        {"role": "agent", "agent": "alice", "body": "<utter_handoff_attachment>", "message_sid": "IM8"},
+    ]
+    assert slot_values(events) == {"handoff_last_index": 8.0, "handoff_status": "active"}
+
+
+async def test_a_polling_channel_without_a_reply_is_told_the_message_went_through(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    dispatcher = CollectingDispatcher()
+    events = await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots()), DOMAIN)
+    assert said(dispatcher) == ["utter_handoff_waiting"]
+    assert slot_values(events) == {"handoff_last_index": 0.0}
+
+
+async def test_relaying_outside_a_handoff_does_nothing(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, asked = flex
+    dispatcher = CollectingDispatcher()
+    assert await ActionRelayToAgent().run(dispatcher, turn("hello?"), DOMAIN) == []
+    assert dispatcher.messages == [] and asked == []
+
+
+async def test_ending_outside_a_handoff_hands_back_without_calling_flex(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, asked = flex
+    dispatcher = CollectingDispatcher()
+    events = await ActionEndHandoff().run(dispatcher, turn("/end_chat", intent="end_chat"), DOMAIN)
+    assert said(dispatcher) == ["utter_handoff_ended", "utter_bot_back"]
+    assert [m["handoff"]["event"] for m in dispatcher.messages] == ["visitor_left", "bot_resumed"]
+    assert slot_values(events) == handoff.cleared_slots()
+    assert asked == [] and fake.closes == 0
+
+
+async def test_ending_closes_the_chat_in_the_generation_it_was_started_in(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, asked = flex  # FLEX_MODE is conversations; the chat was started in legacy Flex
+    dispatcher = CollectingDispatcher()
+    events = await ActionEndHandoff().run(dispatcher, turn("/end_chat", handed_off_slots(LEGACY), intent="end_chat"), DOMAIN)
+    assert asked == [LEGACY] and fake.closes == 1
+    assert said(dispatcher) == ["utter_handoff_ended", "utter_bot_back"]
+    assert slot_values(events) == handoff.cleared_slots()
+
+
+async def test_a_response_the_domain_lacks_is_logged_by_name_and_not_sent(
+    flex: Tuple[FakeFlex, List[Any]], caplog: pytest.LogCaptureFixture
+) -> None:
+    domain = {"responses": {k: v for k, v in DOMAIN["responses"].items() if k != "utter_handoff_ended"}}
+    dispatcher = CollectingDispatcher()
+    with caplog.at_level(logging.ERROR, logger="rasa_flex_handoff.actions"):
+        await ActionEndHandoff().run(dispatcher, turn("/end_chat", intent="end_chat"), domain)
+    assert said(dispatcher) == ["utter_bot_back"]
+    assert "utter_handoff_ended" in caplog.text
+
+
+def test_words_an_action_puts_together_come_from_the_domain() -> None:
+    domain = {"responses": {"utter_handoff_attachment": [{"image": "x.png"}, {"text": "(a file)"}, {"text": "(another)"}]}}
+    assert domain_text(domain, "utter_handoff_attachment") == "(a file)"
+    assert domain_text(domain, "utter_missing") is None
+    assert domain_text({}, "utter_handoff_attachment") is None

@@ -6,7 +6,7 @@ from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 
 from rasa_flex_handoff import handoff
 from rasa_flex_handoff.flex import FlexChat
-from rasa_flex_handoff.relay import agents_recorded_in
+from rasa_flex_handoff.chat_state import agents_recorded_in
 
 CHAT = FlexChat("conversations", "CH1", "visitor-identity")
 

@@ -8,7 +8,7 @@ from typing import Any, Dict, Optional
 import jwt
 import pytest
 
-from rasa_flex_handoff.relay import may_read_history
+from rasa_flex_handoff.history_access import may_read_history
 
 KEY = "history-secret"
 

@@ -16,7 +16,7 @@ from rasa.core.channels.socketio import SocketIOOutput as StockSocketIOOutput
 from rasa.shared.core.events import BotUttered
 
 from rasa_flex_handoff import handoff, payloads
-from rasa_flex_handoff.relay import webhook_params
+from rasa_flex_handoff.webhooks import webhook_params
 from rasa_flex_handoff.rest import RestOutput
 from rasa_flex_handoff.socketio import SocketIOOutput
 

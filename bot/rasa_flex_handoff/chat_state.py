@@ -1,0 +1,202 @@
+"""The handoff's state machine: what a Flex event or a relayed visitor message does to a handed-off conversation.
+
+Pure functions over the tracker's events and slots: given them and what happened, they return
+the steps to take, in order: Rasa events to record as they are, and `Notice`s, the
+visitor-facing texts, which the caller words through the bot's domain (Rasa's NLG) and records
+as bot turns. The rules live here (duplicates, echoes, closes, chats that are no longer the
+conversation's); relay.py does the I/O around them (lock, tracker store, NLG, sockets), so
+every rule is tested without a server (tests/unit/test_chat_state.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Union
+
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
+
+from rasa_flex_handoff import handoff
+from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
+from rasa_flex_handoff.flex_events import FlexEvent, Happening
+
+logger = logging.getLogger(__name__)
+
+# The intent recorded for relayed visitor turns: NLU did not run, and no policy knows it.
+RELAYED_INTENT = "handoff_relay"
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A text for the visitor: the domain response `response`, filled with `variables`, recorded with `metadata`.
+
+    The caller words it with the bot's domain (variations, conditions, `channel:`), so every text
+    a visitor reads is one place to translate. `spoken_by` names the agent whose message the text
+    stands in for (a file the chat cannot show): it then reads as theirs, "Alice: <text>".
+    """
+
+    response: str
+    metadata: Dict[str, Any]
+    variables: Dict[str, str] = field(default_factory=dict)
+    spoken_by: Optional[str] = None
+
+
+# One thing to do to the tracker: an event recorded as it is, or a notice worded first.
+Step = Union[Event, Notice]
+
+
+def is_echo(chat: FlexChat, event: FlexEvent) -> bool:
+    """Whether Flex is telling us what the visitor did (their own message or join): nothing to show them."""
+    return event.happening in (Happening.MESSAGE, Happening.JOINED, Happening.LEFT) and event.who == chat.identity
+
+
+def on_flex_event(events: Iterable[Event], slots: Mapping[str, Any], event: FlexEvent) -> List[Step]:
+    """The steps one Flex event takes in a conversation with these events and slots (none: ignore it).
+
+    Ignored: events of a chat that is not the conversation's current one (handed back, or an
+    earlier handoff's chat still sending), the visitor's own echoes, and what is already recorded
+    (Twilio retries webhooks; catch-up and a late webhook bring the same message).
+    """
+    chat = handoff.chat_from_slots(slots)
+    if chat is None or chat.channel_sid != event.channel_sid:
+        logger.info("Flex event %s for a chat no longer handed off; ignored", event.type)
+        return []
+    if is_echo(chat, event):
+        return []
+    seen = handoff.recorded_message_sids(events)
+    happening = event.happening
+    if happening is Happening.MESSAGE:
+        return _agent_message(chat, slots, event, seen)
+    if happening in (Happening.JOINED, Happening.LEFT):
+        return _participant_change(chat, slots, event, seen, joined=happening is Happening.JOINED)
+    if happening is Happening.CLOSED:
+        logger.info("Flex chat %s closed by the agent side; bot resumes", chat.channel_sid)
+        return resume_bot(f"closed:{chat.channel_sid}")
+    return []
+
+
+def _agent_message(chat: FlexChat, slots: Mapping[str, Any], event: FlexEvent, seen: Set[str]) -> List[Step]:
+    if not event.message_sid or event.message_sid in seen:
+        return []
+    author = event.author or ""
+    turn: Step
+    if event.body.strip():
+        turn = BotUttered(
+            handoff.agent_text(author, event.body),
+            metadata=handoff.handoff_metadata(
+                "agent", agent=author, body=event.body, message_sid=event.message_sid, timestamp=event.timestamp
+            ),
+        )
+    elif event.has_media:
+        metadata = handoff.handoff_metadata("agent", agent=author, message_sid=event.message_sid, timestamp=event.timestamp)
+        turn = Notice(handoff.UTTER_ATTACHMENT, metadata, spoken_by=author)
+    else:
+        return []  # nothing a visitor could be shown
+    steps: List[Step] = [turn]
+    if event.index is not None and event.index > handoff.last_index(slots):
+        steps.append(SlotSet(handoff.LAST_INDEX_SLOT, float(event.index)))
+    steps += _agent_is_there(slots)
+    logger.info("agent message delivered for Flex chat %s", chat.channel_sid)
+    return steps
+
+
+def _participant_change(chat: FlexChat, slots: Mapping[str, Any], event: FlexEvent, seen: Set[str], joined: bool) -> List[Step]:
+    key = f"{event.type}:{event.participant_sid or event.identity}"
+    if not event.identity or key in seen:
+        return []
+    kind = "agent_joined" if joined else "agent_left"
+    metadata = handoff.handoff_metadata(
+        "system",
+        event=kind,
+        message_sid=key,
+        agent=event.identity,
+        channel_sid=chat.channel_sid,
+        participant_sid=event.participant_sid,
+    )
+    response = handoff.UTTER_AGENT_JOINED if joined else handoff.UTTER_AGENT_LEFT
+    steps: List[Step] = [Notice(response, metadata, {"agent": event.identity})]
+    if joined:
+        steps += _agent_is_there(slots)
+    logger.info("%s for Flex chat %s", kind, chat.channel_sid)
+    return steps
+
+
+def _agent_is_there(slots: Mapping[str, Any]) -> List[Step]:
+    """A waiting handoff becomes active once an agent shows up."""
+    return [SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE)] if slots.get(handoff.STATUS_SLOT) == handoff.PENDING else []
+
+
+def resume_bot(key: Optional[str] = None) -> List[Step]:
+    """The steps that end the handoff after the chat closed: the notice, cleared slots, the bot saying it is back.
+
+    `key` records the close (like a message sid) so a repeated close webhook is not shown twice.
+    """
+    closed = handoff.handoff_metadata("system", event="chat_closed", message_sid=key)
+    steps: List[Step] = [Notice(handoff.UTTER_AGENT_ENDED, closed)]
+    steps += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
+    steps.append(Notice(handoff.UTTER_BOT_BACK, handoff.handoff_metadata("system", event="bot_resumed")))
+    return steps
+
+
+def on_visitor_message(chat: FlexChat, message: UserMessage, closed: bool, failed: bool) -> List[Step]:
+    """The steps after relaying the visitor's `message` to `chat`: the turn as relayed, or the bot back if the chat closed.
+
+    A message the closed chat did not take is not recorded here: the bot answers it next, as
+    a normal turn, so nothing the visitor wrote is dropped. A failed relay is recorded (the
+    visitor did say it) with a notice that it did not reach the agent.
+    """
+    if closed:
+        return resume_bot()
+    steps: List[Step] = [
+        UserUttered(
+            message.text,
+            intent={"name": RELAYED_INTENT, "confidence": 1.0},
+            input_channel=message.input_channel,
+            message_id=message.message_id,
+            metadata={**(message.metadata or {}), "handoff": {"relayed_to": chat.channel_sid}},
+        )
+    ]
+    if failed:
+        steps.append(Notice(handoff.UTTER_RELAY_FAILED, handoff.handoff_metadata("system", event="relay_failed")))
+    return steps
+
+
+def agents_recorded_in(events: Iterable[Event], chat: FlexChat) -> Dict[str, str]:
+    """Participant sid -> identity of the agents the visitor was told joined this chat and not told left."""
+    agents: Dict[str, str] = {}
+    for event in events:
+        if not isinstance(event, BotUttered):
+            continue
+        meta = (event.metadata or {}).get("handoff") or {}
+        if meta.get("role") != "system" or meta.get("channel_sid") != chat.channel_sid or not meta.get("participant_sid"):
+            continue
+        if meta.get("event") == "agent_joined":
+            agents[meta["participant_sid"]] = meta.get("agent", "")
+        elif meta.get("event") == "agent_left":
+            agents.pop(meta["participant_sid"], None)
+    return agents
+
+
+def missed_events(
+    events: Iterable[Event],
+    chat: FlexChat,
+    participants: Sequence[FlexParticipant],
+    replies: Sequence[FlexMessage],
+    closed: bool,
+) -> List[FlexEvent]:
+    """What catch-up found in the chat, as the webhooks would have brought it: joins, messages, then leaves or the close.
+
+    Agents in the chat now count as joined, recorded agents no longer there as left; a closed
+    chat says it all (no "left" notices before the close). `on_flex_event` then drops what the
+    conversation already has.
+    """
+    present = {p.sid: p.identity for p in participants if p.identity and p.identity != chat.identity}
+    found = [FlexEvent.participant(chat, True, sid, identity) for sid, identity in present.items()]
+    found += [FlexEvent.from_message(chat, message) for message in replies]
+    if closed:
+        found.append(FlexEvent.chat_closed(chat))
+    else:
+        gone = {sid: who for sid, who in agents_recorded_in(events, chat).items() if sid not in present}
+        found += [FlexEvent.participant(chat, False, sid, who) for sid, who in gone.items()]
+    return found

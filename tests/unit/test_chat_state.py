@@ -1,0 +1,335 @@
+"""The handoff's state machine, in-process: what each Flex event and relayed message does to a conversation.
+
+Rasa events are built directly; nothing here starts a server or talks to Flex.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from rasa.core.channels.channel import UserMessage
+from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
+
+from rasa_flex_handoff import handoff
+from rasa_flex_handoff.chat_state import (
+    RELAYED_INTENT,
+    Notice,
+    Step,
+    is_echo,
+    missed_events,
+    on_flex_event,
+    on_visitor_message,
+    resume_bot,
+)
+from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
+from rasa_flex_handoff.flex_events import FlexEvent, Happening
+
+CHAT = FlexChat("conversations", "CH1", "visitor-identity", "IS1")
+LEGACY_CHAT = FlexChat("legacy", "CH1", "visitor-identity", "IS1")
+PENDING = handoff.start_slots(CHAT, last_index=0)
+ACTIVE = {**PENDING, handoff.STATUS_SLOT: handoff.ACTIVE}
+
+
+def message(
+    sid: str = "IM1",
+    author: str = "alice",
+    body: str = "Hi, Alice here",
+    index: int = 3,
+    channel_sid: str = "CH1",
+    media: bool = False,
+) -> FlexEvent:
+    return FlexEvent(
+        "onMessageAdded", channel_sid, sid, author, body, index, "2024-05-01T10:00:00Z", None, None, False, has_media=media
+    )
+
+
+def joined(identity: str = "alice", sid: str = "MB1", chat: FlexChat = CHAT) -> FlexEvent:
+    return FlexEvent.participant(chat, True, sid, identity)
+
+
+def left(identity: str = "alice", sid: str = "MB1") -> FlexEvent:
+    return FlexEvent.participant(CHAT, False, sid, identity)
+
+
+def closed(channel_sid: str = "CH1") -> FlexEvent:
+    return FlexEvent("onConversationStateUpdated", channel_sid, None, None, "", None, None, None, None, True)
+
+
+def notices(steps: List[Step]) -> List[str]:
+    return [step.response for step in steps if isinstance(step, Notice)]
+
+
+def slots_set(steps: List[Step]) -> Dict[str, Any]:
+    return {step.key: step.value for step in steps if isinstance(step, SlotSet)}
+
+
+def recorded(notice: Notice, text: str) -> BotUttered:
+    """A notice as the connector records it once worded."""
+    return BotUttered(text, metadata={"utter_action": notice.response, **notice.metadata})
+
+
+# --- join -----------------------------------------------------------------------------------
+
+
+def test_an_agent_joining_is_announced_by_name_and_activates_the_handoff() -> None:
+    steps = on_flex_event([], PENDING, joined())
+    [notice] = [step for step in steps if isinstance(step, Notice)]
+    assert notice.response == "utter_handoff_agent_joined" and notice.variables == {"agent": "alice"}
+    assert notice.metadata == {
+        "handoff": {
+            "role": "system",
+            "event": "agent_joined",
+            "message_sid": "onParticipantAdded:MB1",
+            "agent": "alice",
+            "channel_sid": "CH1",
+            "participant_sid": "MB1",
+        }
+    }
+    assert slots_set(steps) == {handoff.STATUS_SLOT: handoff.ACTIVE}
+
+
+def test_a_second_agent_joining_an_active_chat_changes_no_state() -> None:
+    steps = on_flex_event([], ACTIVE, joined("bob", "MB2"))
+    assert notices(steps) == ["utter_handoff_agent_joined"] and slots_set(steps) == {}
+
+
+def test_an_agent_leaving_is_announced_by_name() -> None:
+    steps = on_flex_event([], ACTIVE, left())
+    assert notices(steps) == ["utter_handoff_agent_left"] and slots_set(steps) == {}
+    assert steps[0].variables == {"agent": "alice"}  # type: ignore[union-attr]
+
+
+def test_a_join_without_an_identity_says_nothing() -> None:
+    assert on_flex_event([], PENDING, FlexEvent.participant(CHAT, True, "MB1", "")) == []
+
+
+# --- message --------------------------------------------------------------------------------
+
+
+def test_an_agent_message_becomes_a_bot_turn_quoting_the_agent() -> None:
+    steps = on_flex_event([], PENDING, message())
+    turn = steps[0]
+    assert isinstance(turn, BotUttered)
+    assert turn.text == "alice: Hi, Alice here"
+    assert turn.metadata == {
+        "handoff": {
+            "role": "agent",
+            "agent": "alice",
+            "body": "Hi, Alice here",
+            "message_sid": "IM1",
+            "timestamp": "2024-05-01T10:00:00Z",
+        }
+    }
+    assert slots_set(steps) == {handoff.LAST_INDEX_SLOT: 3.0, handoff.STATUS_SLOT: handoff.ACTIVE}
+
+
+def test_an_older_message_leaves_the_last_index_alone() -> None:
+    steps = on_flex_event([], {**ACTIVE, handoff.LAST_INDEX_SLOT: 9.0}, message(index=4))
+    assert isinstance(steps[0], BotUttered) and slots_set(steps) == {}
+
+
+def test_an_agents_file_is_shown_as_the_domains_stand_in_in_the_agents_name() -> None:
+    steps = on_flex_event([], ACTIVE, message(body="", media=True))
+    notice = steps[0]
+    assert isinstance(notice, Notice)
+    assert notice.response == "utter_handoff_attachment" and notice.spoken_by == "alice"
+    assert notice.metadata["handoff"]["role"] == "agent" and notice.metadata["handoff"]["message_sid"] == "IM1"
+
+
+def test_a_message_with_nothing_to_show_is_skipped() -> None:
+    assert on_flex_event([], ACTIVE, message(body="  ")) == []
+    assert on_flex_event([], ACTIVE, message(sid="")) == []
+
+
+# --- duplicate ------------------------------------------------------------------------------
+
+
+def test_a_message_already_recorded_is_not_recorded_again() -> None:
+    first = on_flex_event([], PENDING, message())
+    history: List[Event] = [step for step in first if isinstance(step, Event)]
+    assert on_flex_event(history, ACTIVE, message()) == []
+    assert on_flex_event(history, ACTIVE, message(sid="IM2", body="and another thing", index=4)) != []
+
+
+def test_a_join_already_announced_is_not_announced_again() -> None:
+    [notice] = notices_of(on_flex_event([], PENDING, joined()))
+    history: List[Event] = [recorded(notice, "alice joined the chat.")]
+    assert on_flex_event(history, ACTIVE, joined()) == []
+    assert notices(on_flex_event(history, ACTIVE, left())) == ["utter_handoff_agent_left"]
+
+
+def notices_of(steps: List[Step]) -> List[Notice]:
+    return [step for step in steps if isinstance(step, Notice)]
+
+
+# --- echo -----------------------------------------------------------------------------------
+
+
+def test_the_visitors_own_message_and_join_are_echoes() -> None:
+    own_message = message(author="visitor-identity", body="my own words")
+    own_join = joined("visitor-identity", "MB0")
+    assert is_echo(CHAT, own_message) and is_echo(CHAT, own_join)
+    assert on_flex_event([], PENDING, own_message) == []
+    assert on_flex_event([], PENDING, own_join) == []
+    assert not is_echo(CHAT, message()) and not is_echo(CHAT, closed())
+
+
+def test_legacy_member_events_are_echoes_too() -> None:
+    own_join = joined("visitor-identity", "MB0", chat=LEGACY_CHAT)
+    assert own_join.type == "onMemberAdded" and is_echo(LEGACY_CHAT, own_join)
+
+
+# --- close ----------------------------------------------------------------------------------
+
+
+def test_a_closed_chat_hands_back_to_the_bot() -> None:
+    steps = on_flex_event([], ACTIVE, closed())
+    assert notices(steps) == ["utter_handoff_agent_ended", "utter_bot_back"]
+    assert steps[0].metadata == {"handoff": {"role": "system", "event": "chat_closed", "message_sid": "closed:CH1"}}  # type: ignore[union-attr]
+    assert slots_set(steps) == handoff.cleared_slots()
+    assert steps == resume_bot("closed:CH1")
+
+
+def test_events_after_the_close_change_nothing() -> None:
+    after = {**ACTIVE, **handoff.cleared_slots()}
+    assert on_flex_event([], after, closed()) == []
+    assert on_flex_event([], after, message()) == []
+
+
+def test_legacy_inactive_channel_is_a_close() -> None:
+    form = {"EventType": "onChannelUpdated", "ChannelSid": "CH1", "Attributes": '{"status": "INACTIVE"}'}
+    event = FlexEvent.from_form(form)
+    assert event.happening is Happening.CLOSED
+    assert notices(on_flex_event([], ACTIVE, event)) == ["utter_handoff_agent_ended", "utter_bot_back"]
+
+
+# --- stale channel sid ----------------------------------------------------------------------
+
+
+def test_events_of_a_chat_that_is_no_longer_the_conversations_are_ignored() -> None:
+    for event in (message(channel_sid="CH0"), joined(chat=FlexChat("conversations", "CH0", "visitor-identity")), closed("CH0")):
+        assert on_flex_event([], ACTIVE, event) == [], event.type
+
+
+def test_events_for_a_conversation_that_is_not_handed_off_are_ignored() -> None:
+    assert on_flex_event([], {}, message()) == []
+    assert on_flex_event([], {}, closed()) == []
+
+
+# --- webhooks as Twilio sends them -----------------------------------------------------------
+
+
+def test_both_generations_webhooks_read_the_same() -> None:
+    conversations = FlexEvent.from_form(
+        {
+            "EventType": "onMessageAdded",
+            "ConversationSid": "CH1",
+            "MessageSid": "IM1",
+            "Author": "alice",
+            "Body": "hi",
+            "Index": "3",
+            "ParticipantSid": "",
+        }
+    )
+    legacy = FlexEvent.from_form(
+        {"EventType": "onMessageSent", "ChannelSid": "CH1", "MessageSid": "IM1", "From": "alice", "Body": "hi", "Index": "3"}
+    )
+    for event in (conversations, legacy):
+        assert (event.happening, event.channel_sid, event.author, event.body, event.index) == (
+            Happening.MESSAGE,
+            "CH1",
+            "alice",
+            "hi",
+            3,
+        )
+    media = FlexEvent.from_form(
+        {
+            "EventType": "onMediaMessageSent",
+            "ChannelSid": "CH1",
+            "MessageSid": "IM2",
+            "From": "alice",
+            "Body": "",
+            "MediaSid": "ME1",
+            "Index": "x",
+        }
+    )
+    assert media.has_media and media.index is None
+
+
+# --- relayed visitor messages ---------------------------------------------------------------
+
+
+def visitor(text: str = "where is my order?") -> UserMessage:
+    return UserMessage(text, None, "sender-1", input_channel="handoff_socketio", message_id="m1", metadata={"page": "shop"})
+
+
+def test_a_relayed_message_is_recorded_as_relayed() -> None:
+    [turn] = on_visitor_message(CHAT, visitor(), closed=False, failed=False)
+    assert isinstance(turn, UserUttered)
+    assert turn.text == "where is my order?" and turn.intent["name"] == RELAYED_INTENT
+    assert turn.message_id == "m1" and turn.input_channel == "handoff_socketio"
+    assert turn.metadata == {"page": "shop", "handoff": {"relayed_to": "CH1"}}
+
+
+def test_a_failed_relay_is_recorded_with_a_notice() -> None:
+    steps = on_visitor_message(CHAT, visitor(), closed=False, failed=True)
+    assert isinstance(steps[0], UserUttered) and notices(steps) == ["utter_handoff_relay_failed"]
+    assert steps[1].metadata == {"handoff": {"role": "system", "event": "relay_failed"}}  # type: ignore[union-attr]
+
+
+def test_a_message_the_closed_chat_did_not_take_hands_back_and_is_left_to_the_bot() -> None:
+    steps = on_visitor_message(CHAT, visitor(), closed=True, failed=False)
+    assert not any(isinstance(step, UserUttered) for step in steps)
+    assert notices(steps) == ["utter_handoff_agent_ended", "utter_bot_back"]
+    assert slots_set(steps) == handoff.cleared_slots()
+
+
+# --- catch-up -------------------------------------------------------------------------------
+
+
+def announced(identity: str, sid: str, event: str = "agent_joined") -> BotUttered:
+    return BotUttered(
+        f"{identity} {event}",
+        metadata=handoff.handoff_metadata("system", event=event, agent=identity, channel_sid="CH1", participant_sid=sid),
+    )
+
+
+def test_catch_up_finds_joins_messages_then_leaves() -> None:
+    history: List[Event] = [announced("bob", "MB2")]
+    participants = [FlexParticipant("MB0", "visitor-identity"), FlexParticipant("MB1", "alice")]
+    replies = [FlexMessage("IM5", 5, "alice", "sorry for the wait")]
+    found = missed_events(history, CHAT, participants, replies, closed=False)
+    assert [(e.happening, e.who) for e in found] == [
+        (Happening.JOINED, "alice"),
+        (Happening.MESSAGE, "alice"),
+        (Happening.LEFT, "bob"),
+    ]
+
+
+def test_catch_up_of_a_closed_chat_ends_with_the_close_alone() -> None:
+    found = missed_events([announced("bob", "MB2")], CHAT, [], [FlexMessage("IM5", 5, "bob", "bye")], closed=True)
+    assert [e.happening for e in found] == [Happening.MESSAGE, Happening.CLOSED]
+
+
+def steps_for_all(events: List[Event], slots: Dict[str, Any], flex_events: List[FlexEvent]) -> List[Step]:
+    """Apply events one after the other as the connector does, each seeing what the previous recorded."""
+    steps: List[Step] = []
+    current: Dict[str, Optional[Any]] = dict(slots)
+    history = list(events)
+    for event in flex_events:
+        new = on_flex_event(history, current, event)
+        for step in new:
+            if isinstance(step, SlotSet):
+                current[step.key] = step.value
+            history.append(step if isinstance(step, Event) else recorded(step, step.response))
+        steps += new
+    return steps
+
+
+def test_what_a_webhook_already_brought_is_not_caught_up_twice() -> None:
+    webhooks = steps_for_all([], PENDING, [joined(), message(sid="IM5", index=5)])
+    history = [step if isinstance(step, Event) else recorded(step, step.response) for step in webhooks]
+    found = missed_events(
+        history, CHAT, [FlexParticipant("MB1", "alice")], [FlexMessage("IM5", 5, "alice", "Hi, Alice here")], closed=False
+    )
+    assert steps_for_all(history, ACTIVE, found) == []
