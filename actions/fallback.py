@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import Any, Dict, List
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
@@ -12,9 +12,9 @@ FALLBACK_ACTION = "action_fallback"
 OFFER_AGENT_AFTER = 2
 
 
-def consecutive_fallbacks(events: List[Dict[Text, Any]]) -> int:
+def consecutive_fallbacks(events: List[Dict[str, Any]]) -> int:
     """How many visitor turns in a row, counting the current one, the bot did not understand."""
-    turns: List[List[Text]] = []
+    turns: List[List[str]] = []
     for event in events:
         if event.get("event") == "user":
             turns.append([])
@@ -29,10 +29,10 @@ def consecutive_fallbacks(events: List[Dict[Text, Any]]) -> int:
 
 
 class ActionFallback(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return FALLBACK_ACTION
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[str, Any]]:
         if consecutive_fallbacks(tracker.events) >= OFFER_AGENT_AFTER:
             dispatcher.utter_message(
                 text="I'm still not sure I understand. Would you like to talk to a person?",
@@ -42,8 +42,6 @@ class ActionFallback(Action):
                 ],
             )
         else:
-            dispatcher.utter_message(
-                text="Sorry, I didn't quite get that. Could you rephrase? You can also type \"help\"."
-            )
+            dispatcher.utter_message(text='Sorry, I didn\'t quite get that. Could you rephrase? You can also type "help".')
         # Keep the bot waiting for the visitor instead of replaying its last turn.
         return []

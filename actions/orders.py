@@ -6,7 +6,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Text
+from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, FormValidationAction, Tracker
 from rasa_sdk.events import SlotSet
@@ -62,12 +62,12 @@ def describe_order(number: str, orders: Dict[str, Order]) -> str:
 
 
 class ValidateOrderStatusForm(FormValidationAction):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "validate_order_status_form"
 
     def validate_order_number(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
-    ) -> Dict[Text, Any]:
+    ) -> Dict[str, Any]:
         number = normalize_order_number(value if isinstance(value, str) else None)
         if number is None:
             dispatcher.utter_message(text="That doesn't look like an order number. It has the form NW-12345.")
@@ -76,10 +76,10 @@ class ValidateOrderStatusForm(FormValidationAction):
 
 
 class ActionOrderStatus(Action):
-    def name(self) -> Text:
+    def name(self) -> str:
         return "action_order_status"
 
-    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[Text, Any]]:
+    def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[Dict[str, Any]]:
         number = normalize_order_number(tracker.get_slot("order_number"))
         if number is None:
             dispatcher.utter_message(text="I didn't get an order number. It has the form NW-12345.")

@@ -57,7 +57,7 @@ class LiveFeed:
                     self.ready.set()
                 if not line.startswith("data: "):
                     continue
-                event = json.loads(line[len("data: "):])
+                event = json.loads(line[len("data: ") :])
                 if event.get("type") == "message":
                     now = time.perf_counter()
                     async with self.changed:
@@ -69,7 +69,7 @@ class LiveFeed:
         async with self.changed:
             try:
                 await asyncio.wait_for(self.changed.wait_for(lambda: len(self.arrivals[channel_sid]) >= count), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
             return self.arrivals[channel_sid][count - 1]
 
@@ -117,13 +117,14 @@ class BenchVisitor:
 
     async def wait_for(self, predicate, timeout: float = WAIT) -> Optional[float]:
         """Arrival time of the first received payload matching `predicate` (None on timeout)."""
+
         def found() -> Optional[float]:
             return next((t for t, m in self.received if predicate(m)), None)
 
         async with self.changed:
             try:
                 await asyncio.wait_for(self.changed.wait_for(lambda: found() is not None), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 return None
             return found()
 
@@ -230,8 +231,11 @@ async def bench(stack: Stack, visitors_n: int, messages: int) -> bool:
             if agent_texts != [f"agent {v.n} line {k}" for k in range(messages)]:
                 problems.append(f"visitor {v.n} received agent turns {agent_texts}")
             events = (await tracker(v.session_id))["events"]
-            recorded = [e["metadata"]["handoff"].get("body") for e in events if e.get("event") == "bot"
-                        and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"]
+            recorded = [
+                e["metadata"]["handoff"].get("body")
+                for e in events
+                if e.get("event") == "bot" and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"
+            ]
             if recorded != [f"agent {v.n} line {k}" for k in range(messages)]:
                 problems.append(f"visitor {v.n}: tracker has agent turns {recorded}")
             relayed = [e["text"] for e in events if e.get("event") == "user" and e.get("text", "").startswith("visitor ")]
@@ -239,7 +243,9 @@ async def bench(stack: Stack, visitors_n: int, messages: int) -> bool:
                 problems.append(f"visitor {v.n}: tracker has visitor turns {relayed}")
 
         # Hand everyone back to the bot.
-        await asyncio.gather(*(agent_api("POST", f"/agent/api/tasks/{v.task_sid}/end", {"agent": f"agent-{v.n}"}) for v in visitors))
+        await asyncio.gather(
+            *(agent_api("POST", f"/agent/api/tasks/{v.task_sid}/end", {"agent": f"agent-{v.n}"}) for v in visitors)
+        )
         resumed = await asyncio.gather(*(v.wait_for(lambda m: m.get("event") == "bot_resumed") for v in visitors))
         if any(t is None for t in resumed):
             problems.append(f"{sum(t is None for t in resumed)} visitor(s) never got the bot back")
@@ -247,8 +253,10 @@ async def bench(stack: Stack, visitors_n: int, messages: int) -> bool:
         feed.task.cancel()
 
     total = visitors_n * messages
-    print(f"{visitors_n} concurrent socket.io visitors handed off, {messages} messages each way per visitor "
-          f"({total} each way), Flex mode {stack.mode}, one Rasa server")
+    print(
+        f"{visitors_n} concurrent socket.io visitors handed off, {messages} messages each way per visitor "
+        f"({total} each way), Flex mode {stack.mode}, one Rasa server"
+    )
     print(f"handoff (/talk_to_agent -> token)  {percentiles(handoff_times)}")
     print(f"visitor -> agent                   {percentiles(to_agent)}   {len(to_agent) / to_agent_wall:.0f} msg/s")
     print(f"agent -> visitor                   {percentiles(to_visitor)}   {len(to_visitor) / to_visitor_wall:.0f} msg/s")

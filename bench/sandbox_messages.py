@@ -25,8 +25,7 @@ async def post_all(sandbox, channel_sid: str, clients: int, per_client: int) -> 
     async def visitor(n: int) -> None:
         for i in range(per_client):
             started = time.perf_counter()
-            await client.conversations.v1.conversations(channel_sid).messages.create_async(
-                author=f"visitor-{n}", body=f"{n}:{i}")
+            await client.conversations.v1.conversations(channel_sid).messages.create_async(author=f"visitor-{n}", body=f"{n}:{i}")
             latencies.append(time.perf_counter() - started)
 
     await asyncio.gather(*(visitor(n) for n in range(clients)))
@@ -42,25 +41,28 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         sandbox = start_sandbox(Path(tmp), db=Path(tmp) / "bench.db")
         try:
-            chat = sandbox.client.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid,
-                                                                  customer_friendly_name="Bench")
+            chat = sandbox.client.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid, customer_friendly_name="Bench")
             started = time.perf_counter()
             latencies = asyncio.run(post_all(sandbox, chat.conversation_sid, args.clients, args.per_client))
             elapsed = time.perf_counter() - started
-            messages = sandbox.client.conversations.v1.conversations(chat.conversation_sid).messages.list(
-                page_size=100)
+            messages = sandbox.client.conversations.v1.conversations(chat.conversation_sid).messages.list(page_size=100)
         finally:
             sandbox.process.stop()
     total = args.clients * args.per_client
     indexes = [m.index for m in messages]
     bodies = sorted(m.body for m in messages)
-    ok = indexes == list(range(total)) and bodies == sorted(f"{n}:{i}" for n in range(args.clients)
-                                                             for i in range(args.per_client))
+    ok = indexes == list(range(total)) and bodies == sorted(
+        f"{n}:{i}" for n in range(args.clients) for i in range(args.per_client)
+    )
     quantiles = statistics.quantiles(latencies, n=100)
-    print(f"{total} messages from {args.clients} concurrent clients in {elapsed:.2f} s "
-          f"({total / elapsed:.0f} msg/s; SQLite file store)")
-    print(f"latency p50 {quantiles[49] * 1000:.1f} ms, p95 {quantiles[94] * 1000:.1f} ms, "
-          f"p99 {quantiles[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    print(
+        f"{total} messages from {args.clients} concurrent clients in {elapsed:.2f} s "
+        f"({total / elapsed:.0f} msg/s; SQLite file store)"
+    )
+    print(
+        f"latency p50 {quantiles[49] * 1000:.1f} ms, p95 {quantiles[94] * 1000:.1f} ms, "
+        f"p99 {quantiles[98] * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms"
+    )
     print(f"stored {len(messages)} messages, indexes contiguous and bodies complete: {ok}")
     return 0 if ok else 1
 

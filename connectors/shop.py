@@ -8,7 +8,7 @@ without asking. A page with no signed-in customer sends nothing, and the agent s
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Text
+from typing import Any, Dict, Optional
 
 from rasa_flex_handoff import SocketIOInput
 
@@ -16,7 +16,7 @@ from rasa_flex_handoff import SocketIOInput
 class ShopSocketIOInput(SocketIOInput):
     """`rasa_flex_handoff.SocketIOInput` plus the shop's logged-in customer."""
 
-    def visitor(self, metadata: Dict[Text, Any]) -> Optional[Dict[Text, Any]]:
+    def visitor(self, metadata: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         customer = metadata.get("customer")
         if not isinstance(customer, dict):
             return None

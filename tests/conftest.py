@@ -21,8 +21,13 @@ def rasa(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the rasa CLI from the project root and return its combined output."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run(
-        [str(VENV_BIN / "rasa"), *args], cwd=ROOT, env=env, timeout=timeout,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str(VENV_BIN / "rasa"), *args],
+        cwd=ROOT,
+        env=env,
+        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 

@@ -23,8 +23,16 @@ def test_training_data_is_valid() -> None:
 def test_dialogue_stories_predict_every_action(trained_model: Path, output_dir: Path) -> None:
     out = output_dir / "core"
     result = rasa(
-        "test", "core", "-m", str(trained_model), "--stories", str(ROOT / "tests" / "stories"),
-        "--out", str(out), "--fail-on-prediction-errors", "--no-plot",
+        "test",
+        "core",
+        "-m",
+        str(trained_model),
+        "--stories",
+        str(ROOT / "tests" / "stories"),
+        "--out",
+        str(out),
+        "--fail-on-prediction-errors",
+        "--no-plot",
     )
     failed = out / "failed_test_stories.yml"
     detail = failed.read_text() if failed.exists() else result.stdout[-4000:]
@@ -34,13 +42,23 @@ def test_dialogue_stories_predict_every_action(trained_model: Path, output_dir: 
 def test_nlu_held_out_f1(trained_model: Path, output_dir: Path) -> None:
     out = output_dir / "nlu"
     result = rasa(
-        "test", "nlu", "-m", str(trained_model), "--nlu", str(ROOT / "tests" / "nlu" / "test_nlu.yml"),
-        "--out", str(out), "--no-plot",
+        "test",
+        "nlu",
+        "-m",
+        str(trained_model),
+        "--nlu",
+        str(ROOT / "tests" / "nlu" / "test_nlu.yml"),
+        "--out",
+        str(out),
+        "--no-plot",
     )
     assert result.returncode == 0, result.stdout[-4000:]
     report = json.loads((out / "intent_report.json").read_text())
-    scores = {name: v["f1-score"] for name, v in report.items() if isinstance(v, dict) and "support" in v
-              and name not in ("macro avg", "weighted avg", "micro avg", "accuracy")}
+    scores = {
+        name: v["f1-score"]
+        for name, v in report.items()
+        if isinstance(v, dict) and "support" in v and name not in ("macro avg", "weighted avg", "micro avg", "accuracy")
+    }
     print("\nintent F1 on the held-out set:")
     for name, f1 in sorted(scores.items()):
         print(f"  {name:22s} {f1:.3f}")
@@ -51,11 +69,13 @@ def test_nlu_held_out_f1(trained_model: Path, output_dir: Path) -> None:
 
 def test_held_out_set_is_not_in_training_data() -> None:
     """Guards the NLU evaluation itself: a test sentence copied into training would inflate F1."""
+
     def sentences(path: Path) -> set:
         return {
             line.strip()[2:].strip().lower()
             for line in path.read_text().splitlines()
-            if line.strip().startswith("- ") and not line.strip().startswith("- intent:")
+            if line.strip().startswith("- ")
+            and not line.strip().startswith("- intent:")
             and not line.strip().startswith("- regex:")
         }
 

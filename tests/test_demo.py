@@ -27,8 +27,9 @@ pytestmark = pytest.mark.timeout(600)
 
 
 def post_json(url: str, body: dict) -> list:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=30) as r:
         return json.loads(r.read())
 
@@ -53,16 +54,34 @@ class Demo:
 
     def __init__(self, tmp_path: Path) -> None:
         self.ports = {name: free_port() for name in ("rasa", "actions", "shop", "sandbox")}
-        self.args = [sys.executable, "-m", "northwind", "--rasa-port", str(self.ports["rasa"]),
-                     "--actions-port", str(self.ports["actions"]), "--shop-port", str(self.ports["shop"]),
-                     "--state-dir", str(tmp_path)]
+        self.args = [
+            sys.executable,
+            "-m",
+            "northwind",
+            "--rasa-port",
+            str(self.ports["rasa"]),
+            "--actions-port",
+            str(self.ports["actions"]),
+            "--shop-port",
+            str(self.ports["shop"]),
+            "--state-dir",
+            str(tmp_path),
+        ]
         self.env = {**os.environ, "FLEX_SANDBOX_PORT": str(self.ports["sandbox"]), "PYTHONPATH": str(ROOT)}
-        for key in ("PUBLIC_URL", "TWILIO_API_BASE", "TWILIO_ACCOUNT_SID", "FLEX_SANDBOX_DB", "FLEX_SANDBOX_HOST",
-                    "DEMO_HOST", "RASA_AUTH_TOKEN"):
+        for key in (
+            "PUBLIC_URL",
+            "TWILIO_API_BASE",
+            "TWILIO_ACCOUNT_SID",
+            "FLEX_SANDBOX_DB",
+            "FLEX_SANDBOX_HOST",
+            "DEMO_HOST",
+            "RASA_AUTH_TOKEN",
+        ):
             self.env.pop(key, None)
-        self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self._lines: "queue.Queue[str]" = queue.Queue()
+        self.proc = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self._lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: [self._lines.put(line) for line in self.proc.stdout], daemon=True).start()
         self.seen: List[str] = []
 
@@ -85,6 +104,7 @@ class Demo:
 
 # --- /proc readers (Linux) ---------------------------------------------------------------------
 
+
 def listening_addresses(ports: Set[int]) -> Dict[int, Set[str]]:
     """The local addresses of the TCP sockets listening on `ports` (from /proc/net/tcp and tcp6)."""
     found: Dict[int, Set[str]] = {}
@@ -100,7 +120,7 @@ def listening_addresses(ports: Set[int]) -> Dict[int, Set[str]]:
                 continue
             raw = bytes.fromhex(address)
             # The kernel prints each 32-bit word in host (little-endian) order.
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             found.setdefault(int(port, 16), set()).add(socket.inet_ntop(family, raw))
     return found
 
@@ -111,7 +131,7 @@ def process_identity(pid: int) -> Optional[Tuple[int, int]]:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError):
         return None
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "
     if fields[0] in ("Z", "X"):
         return None
     return int(fields[1]), int(fields[19])
@@ -130,11 +150,13 @@ def children_of(pid: int) -> Dict[int, int]:
 
 def still_running(processes: Dict[int, int]) -> Dict[int, int]:
     """Those of `processes` ({pid: start time}) that are still alive (same pid *and* start time)."""
-    return {pid: start for pid, start in processes.items()
-            if (identity := process_identity(pid)) is not None and identity[1] == start}
+    return {
+        pid: start for pid, start in processes.items() if (identity := process_identity(pid)) is not None and identity[1] == start
+    }
 
 
 # --- the demo end to end --------------------------------------------------------------------------
+
 
 def test_demo_starts_everything_and_stops_cleanly(trained_model: Path, tmp_path: Path) -> None:
     demo = Demo(tmp_path)
@@ -194,10 +216,10 @@ def test_killing_the_launcher_kills_every_server_it_started(trained_model: Path,
         assert len(children) == len(demo.ports), (children, demo.output())
         demo.proc.kill()  # SIGKILL: no handler, no `finally` runs in the launcher
         demo.proc.wait(30)
-        wait_for(lambda: not still_running(children), 60,
-                 "every server to die with the launcher", interval=0.2)
-        wait_for(lambda: not any(port_in_use(port) for port in demo.ports.values()), 30,
-                 "the demo's ports to be free", interval=0.2)
+        wait_for(lambda: not still_running(children), 60, "every server to die with the launcher", interval=0.2)
+        wait_for(
+            lambda: not any(port_in_use(port) for port in demo.ports.values()), 30, "the demo's ports to be free", interval=0.2
+        )
     finally:
         if demo.proc.poll() is None:
             demo.proc.kill()
@@ -207,13 +229,14 @@ def test_killing_the_launcher_kills_every_server_it_started(trained_model: Path,
 
 # --- without starting the demo ----------------------------------------------------------------------
 
+
 def test_a_lan_demo_binds_that_address_and_keeps_rasas_api_behind_a_token(tmp_path: Path) -> None:
     lan = "192.0.2.10"  # TEST-NET-1: only built into command lines, never contacted
     plan = {s.name: s for s in demo_module.services(5005, 5055, 8000, tmp_path, lan)}
     rasa = plan["rasa"].args
     assert rasa[rasa.index("--interface") + 1] == lan
     assert "--enable-api" not in rasa and "--auth-token" not in rasa
-    assert rasa[rasa.index("--cors") + 1:] == [f"http://{lan}:8000"]  # the shop page, not "*"
+    assert rasa[rasa.index("--cors") + 1 :] == [f"http://{lan}:8000"]  # the shop page, not "*"
     assert plan["action-server"].env == {"SANIC_HOST": lan}  # rasa-sdk 3.6 reads no --interface
     for name in ("flex-sandbox", "shop"):
         if name in plan:
@@ -228,14 +251,13 @@ def test_a_lan_demo_binds_that_address_and_keeps_rasas_api_behind_a_token(tmp_pa
     local = {s.name: s for s in demo_module.services(5005, 5055, 8000, tmp_path)}["rasa"].args
     assert local[local.index("--interface") + 1] == "127.0.0.1"
     assert "--enable-api" not in local
-    assert local[local.index("--cors") + 1:] == ["http://127.0.0.1:8000", "http://localhost:8000"]
+    assert local[local.index("--cors") + 1 :] == ["http://127.0.0.1:8000", "http://localhost:8000"]
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
 def test_the_demo_refuses_to_listen_on_every_interface(host: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DEMO_HOST": host}
-    result = subprocess.run([sys.executable, "-m", "northwind"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "northwind"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "--host/DEMO_HOST must be one address" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -256,8 +278,14 @@ LAUNCHER = textwrap.dedent("""
 
 
 def test_tied_children_outlive_their_forking_thread_and_die_with_the_process() -> None:
-    launcher = subprocess.Popen([sys.executable, "-c", LAUNCHER], cwd=ROOT, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     children: Dict[int, int] = {}
     try:
         pids = [int(pid) for pid in launcher.stdout.readline().split()]

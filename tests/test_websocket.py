@@ -37,9 +37,21 @@ def rasa_server(trained_model: Path, output_dir: Path, tmp_path_factory):
     endpoints = tmp / "endpoints.yml"
     endpoints.write_text(f"tracker_store:\n  type: SQL\n  dialect: sqlite\n  db: {tmp / 'trackers.db'}\n")
     server = ServerProcess(
-        "rasa-websocket", ["rasa", "run", "-m", str(trained_model), "--port", str(port),
-                           "--credentials", str(ROOT / "credentials.yml"), "--endpoints", str(endpoints)],
-        f"http://127.0.0.1:{port}/", output_dir / "logs",
+        "rasa-websocket",
+        [
+            "rasa",
+            "run",
+            "-m",
+            str(trained_model),
+            "--port",
+            str(port),
+            "--credentials",
+            str(ROOT / "credentials.yml"),
+            "--endpoints",
+            str(endpoints),
+        ],
+        f"http://127.0.0.1:{port}/",
+        output_dir / "logs",
         # The plugin's settings; no sandbox is needed for bot turns (nothing listens at TWILIO_API_BASE).
         env={**base_env(f"http://127.0.0.1:{free_port()}"), "PUBLIC_URL": f"http://127.0.0.1:{port}"},
     ).start()

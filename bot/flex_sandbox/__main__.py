@@ -23,14 +23,24 @@ def main(argv: Optional[List[str]] = None) -> None:
     """Parse the command line and serve until interrupted."""
     parser = argparse.ArgumentParser(prog="flex-sandbox", description="Local, wire-compatible Twilio Flex sandbox")
     parser.add_argument("--host", default=os.environ.get("FLEX_SANDBOX_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("FLEX_SANDBOX_PORT") or DEFAULT_PORT),
-                        help=f"default: FLEX_SANDBOX_PORT or {DEFAULT_PORT}")
-    parser.add_argument("--db", default=os.environ.get("FLEX_SANDBOX_DB") or os.path.join("var", "flex-sandbox.db"),
-                        help="SQLite file (default: FLEX_SANDBOX_DB or var/flex-sandbox.db in the current directory)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get("FLEX_SANDBOX_PORT") or DEFAULT_PORT),
+        help=f"default: FLEX_SANDBOX_PORT or {DEFAULT_PORT}",
+    )
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("FLEX_SANDBOX_DB") or os.path.join("var", "flex-sandbox.db"),
+        help="SQLite file (default: FLEX_SANDBOX_DB or var/flex-sandbox.db in the current directory)",
+    )
     parser.add_argument("--in-memory", action="store_true", help="keep state in memory only (tests)")
     parser.add_argument("--log-level", default=os.environ.get("FLEX_SANDBOX_LOG_LEVEL", "INFO"))
-    parser.add_argument("--env", action="store_true",
-                        help="print the shell exports that point a bot at this sandbox (eval \"$(flex-sandbox --env)\") and exit")
+    parser.add_argument(
+        "--env",
+        action="store_true",
+        help='print the shell exports that point a bot at this sandbox (eval "$(flex-sandbox --env)") and exit',
+    )
     args = parser.parse_args(argv)
     if args.env:
         print(shell_exports(credentials_from_env(), f"http://{args.host}:{args.port}"))
@@ -40,7 +50,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     app = create_app(credentials_from_env(), None if args.in_memory else args.db)
     logging.getLogger("flex_sandbox").info(
         "Flex sandbox on http://%s:%d (agent desktop /agent), state %s",
-        args.host, args.port, "in memory" if args.in_memory else args.db,
+        args.host,
+        args.port,
+        "in memory" if args.in_memory else args.db,
     )
     app.run(host=args.host, port=args.port, workers=1, access_log=False, motd=False)
 

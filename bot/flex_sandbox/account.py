@@ -7,11 +7,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from flex_sandbox.credentials import Credentials
 from flex_sandbox.live import LiveFeed
 from flex_sandbox.store import AccountStore, Doc, Store
 from flex_sandbox.webhooks import WebhookDispatcher
 from flex_sandbox.wire import new_sid, now_iso
-from flex_sandbox.credentials import Credentials
 
 log = logging.getLogger(__name__)
 
@@ -25,12 +25,12 @@ class Actor:
     webhooks: bool
 
     @classmethod
-    def rest(cls, webhooks_enabled: bool) -> "Actor":
+    def rest(cls, webhooks_enabled: bool) -> Actor:
         """A REST call; scoped webhooks fire only with `X-Twilio-Webhook-Enabled: true`."""
         return cls("API", None, webhooks_enabled)
 
     @classmethod
-    def agent(cls, name: str) -> "Actor":
+    def agent(cls, name: str) -> Actor:
         """An agent acting in the desktop; always fires webhooks, like the Flex UI's SDK."""
         return cls("SDK", name, True)
 
@@ -92,44 +92,52 @@ class Account:
             }.items():
                 self.store.set_meta(key, value)
             for sid, name in ((chat_service, "Flex Chat Service"), (conversations_service, "Flex Conversations Service")):
-                self.store.insert("service", {"sid": sid, "account_sid": self.sid, "friendly_name": name,
-                                              "date_created": now, "date_updated": now})
+                self.store.insert(
+                    "service",
+                    {"sid": sid, "account_sid": self.sid, "friendly_name": name, "date_created": now, "date_updated": now},
+                )
             studio_flow = new_sid("FW")
-            self.store.insert("flex_flow", {
-                "sid": new_sid("FO"),
-                "account_sid": self.sid,
-                "friendly_name": "Flex Web Channel Flow",
-                "chat_service_sid": chat_service,
-                "channel_type": "web",
-                "contact_identity": None,
-                "enabled": True,
-                "integration_type": "studio",
-                "integration": {"flow_sid": studio_flow, "retry_count": 0},
-                "long_lived": False,
-                "janitor_enabled": True,
-                "date_created": now,
-                "date_updated": now,
-            })
-            self.store.insert("address", {
-                "sid": new_sid("IG"),
-                "account_sid": self.sid,
-                "type": "webchat",
-                "address": "webchat-default",
-                "friendly_name": "Default Web Chat Address",
-                "address_country": None,
-                "auto_creation": {
+            self.store.insert(
+                "flex_flow",
+                {
+                    "sid": new_sid("FO"),
+                    "account_sid": self.sid,
+                    "friendly_name": "Flex Web Channel Flow",
+                    "chat_service_sid": chat_service,
+                    "channel_type": "web",
+                    "contact_identity": None,
                     "enabled": True,
-                    "type": "studio",
-                    "conversation_service_sid": conversations_service,
-                    "webhook_url": None,
-                    "webhook_method": None,
-                    "webhook_filters": None,
-                    "studio_flow_sid": studio_flow,
-                    "studio_retry_count": 0,
+                    "integration_type": "studio",
+                    "integration": {"flow_sid": studio_flow, "retry_count": 0},
+                    "long_lived": False,
+                    "janitor_enabled": True,
+                    "date_created": now,
+                    "date_updated": now,
                 },
-                "date_created": now,
-                "date_updated": now,
-            })
+            )
+            self.store.insert(
+                "address",
+                {
+                    "sid": new_sid("IG"),
+                    "account_sid": self.sid,
+                    "type": "webchat",
+                    "address": "webchat-default",
+                    "friendly_name": "Default Web Chat Address",
+                    "address_country": None,
+                    "auto_creation": {
+                        "enabled": True,
+                        "type": "studio",
+                        "conversation_service_sid": conversations_service,
+                        "webhook_url": None,
+                        "webhook_method": None,
+                        "webhook_filters": None,
+                        "studio_flow_sid": studio_flow,
+                        "studio_retry_count": 0,
+                    },
+                    "date_created": now,
+                    "date_updated": now,
+                },
+            )
             self.store.set_meta("provisioned", now)
         log.info("provisioned a fresh Flex account %s", self.sid)
 

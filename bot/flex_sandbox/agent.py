@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Coroutine, Dict, Optional
+from typing import Any, Callable, Coroutine, Dict, Optional
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -42,11 +42,13 @@ def json_body(request: Request) -> Dict[str, Any]:
 
 def agent_errors(handler: Handler) -> Handler:
     """Answer AgentError as `{"error": ...}` with its status."""
+
     async def wrapped(request: Request, **kwargs: Any) -> Optional[HTTPResponse]:
         try:
             return await handler(request, **kwargs)
         except AgentError as e:
             return reply({"error": e.message}, status=e.status)
+
     wrapped.__name__ = handler.__name__
     return wrapped
 
@@ -58,6 +60,7 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
         def decorate(handler: Handler) -> Handler:
             app.add_route(agent_errors(handler), uri, methods=list(methods), name="agent_" + handler.__name__)
             return handler
+
         return decorate
 
     @route("/agent", "GET")
@@ -107,7 +110,9 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
     async def task_typing(request: Request, sid: str) -> HTTPResponse:
         agent = tasks.agent_name(json_body(request).get("agent"))
         t = tasks.task(account, sid)
-        account.live.publish({"type": "typing", "channel_sid": t["channel_sid"], "task_sid": sid, "identity": agent, "role": "agent"})
+        account.live.publish(
+            {"type": "typing", "channel_sid": t["channel_sid"], "task_sid": sid, "identity": agent, "role": "agent"}
+        )
         return reply({"ok": True})
 
     # -- sandbox controls (not part of Twilio) ------------------------------------
@@ -120,8 +125,15 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
         if not channel_sid or not identity:
             raise AgentError(400, "channel_sid and identity are required")
         t = account.task_for_channel(channel_sid)
-        account.live.publish({"type": "typing", "channel_sid": channel_sid, "task_sid": t["sid"] if t else None,
-                              "identity": identity, "role": role})
+        account.live.publish(
+            {
+                "type": "typing",
+                "channel_sid": channel_sid,
+                "task_sid": t["sid"] if t else None,
+                "identity": identity,
+                "role": role,
+            }
+        )
         return reply({"ok": True})
 
     @route("/sandbox/events", "GET")

@@ -15,10 +15,10 @@ from sanic.response import HTTPResponse
 
 from flex_sandbox import agent, rest
 from flex_sandbox.account import Account
+from flex_sandbox.credentials import Credentials
 from flex_sandbox.faults import Fault, Faults
 from flex_sandbox.store import Store
 from flex_sandbox.wire import HOSTS, TwilioError, error_response, reply
-from flex_sandbox.credentials import Credentials
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,27 @@ from flex_sandbox.wire import TwilioError, invalid, new_sid, not_found, now_iso,
 log = logging.getLogger(__name__)
 
 BODY_LIMIT = 32768
-CHANNEL_EVENTS = frozenset({
-    "onMessageSent", "onMessageUpdated", "onMessageRemoved", "onMemberAdded", "onMemberUpdated",
-    "onMemberRemoved", "onChannelUpdated", "onChannelDestroyed", "onMediaMessageSent", "onUserJoinedChannel",
-    "onUserLeftChannel",
-})
+CHANNEL_EVENTS = frozenset(
+    {
+        "onMessageSent",
+        "onMessageUpdated",
+        "onMessageRemoved",
+        "onMemberAdded",
+        "onMemberUpdated",
+        "onMemberRemoved",
+        "onChannelUpdated",
+        "onChannelDestroyed",
+        "onMediaMessageSent",
+        "onUserJoinedChannel",
+        "onUserLeftChannel",
+    }
+)
 WEBHOOKS = WebhookScope(
-    table="chat_webhook", parent="channel", type_field="type", events=CHANNEL_EVENTS, limit_code=50316,
+    table="chat_webhook",
+    parent="channel",
+    type_field="type",
+    events=CHANNEL_EVENTS,
+    limit_code=50316,
     extra=ConfigInteger("Configuration.RetryCount", "retry_count", maximum=3, default=0),
 )
 
@@ -50,25 +64,43 @@ def render_channel(account: Account, channel: Doc) -> Doc:
         "messages_count": channel["_next_index"],
         "url": url,
         "links": {
-            "webhooks": f"{url}/Webhooks", "messages": f"{url}/Messages", "invites": f"{url}/Invites",
-            "members": f"{url}/Members", "last_message": None,
+            "webhooks": f"{url}/Webhooks",
+            "messages": f"{url}/Messages",
+            "invites": f"{url}/Invites",
+            "members": f"{url}/Members",
+            "last_message": None,
         },
     }
 
 
 def render_member(member: Doc) -> Doc:
     """A Chat member."""
-    return {**member, "url": twilio_url("chat", f"/v2/Services/{member['service_sid']}/Channels/{member['channel_sid']}/Members/{member['sid']}")}
+    return {
+        **member,
+        "url": twilio_url(
+            "chat", f"/v2/Services/{member['service_sid']}/Channels/{member['channel_sid']}/Members/{member['sid']}"
+        ),
+    }
 
 
 def render_message(message: Doc) -> Doc:
     """A Chat message."""
-    return {**message, "url": twilio_url("chat", f"/v2/Services/{message['service_sid']}/Channels/{message['channel_sid']}/Messages/{message['sid']}")}
+    return {
+        **message,
+        "url": twilio_url(
+            "chat", f"/v2/Services/{message['service_sid']}/Channels/{message['channel_sid']}/Messages/{message['sid']}"
+        ),
+    }
 
 
 def render_webhook(webhook: Doc) -> Doc:
     """A channel-scoped Chat webhook."""
-    return {**webhook, "url": twilio_url("chat", f"/v2/Services/{webhook['service_sid']}/Channels/{webhook['channel_sid']}/Webhooks/{webhook['sid']}")}
+    return {
+        **webhook,
+        "url": twilio_url(
+            "chat", f"/v2/Services/{webhook['service_sid']}/Channels/{webhook['channel_sid']}/Webhooks/{webhook['sid']}"
+        ),
+    }
 
 
 # -- lookups --------------------------------------------------------------------
@@ -122,8 +154,13 @@ def _retries(webhook: Doc) -> int:
 
 # -- operations -----------------------------------------------------------------
 def create_channel(
-    account: Account, service_sid: str, friendly_name: Optional[str], unique_name: Optional[str],
-    attributes: str, channel_type: str = "private", created_by: str = "system",
+    account: Account,
+    service_sid: str,
+    friendly_name: Optional[str],
+    unique_name: Optional[str],
+    attributes: str,
+    channel_type: str = "private",
+    created_by: str = "system",
 ) -> Doc:
     """A new Chat channel (unique names are unique per service)."""
     if unique_name:
@@ -132,32 +169,57 @@ def create_channel(
             raise TwilioError(409, 50307, f"Channel with provided unique name already exists: {unique_name}")
     now = now_iso()
     doc = {
-        "sid": new_sid("CH"), "account_sid": account.sid, "service_sid": service_sid,
-        "friendly_name": friendly_name, "unique_name": unique_name, "attributes": attributes,
-        "type": channel_type, "created_by": created_by, "date_created": now, "date_updated": now,
+        "sid": new_sid("CH"),
+        "account_sid": account.sid,
+        "service_sid": service_sid,
+        "friendly_name": friendly_name,
+        "unique_name": unique_name,
+        "attributes": attributes,
+        "type": channel_type,
+        "created_by": created_by,
+        "date_created": now,
+        "date_updated": now,
         "_next_index": 0,
     }
     return account.store.insert("chat_channel", doc, parent=service_sid)
 
 
-def add_member(account: Account, channel: Doc, identity: str, attributes: str, actor: Actor, role_sid: Optional[str] = None) -> Doc:
+def add_member(
+    account: Account, channel: Doc, identity: str, attributes: str, actor: Actor, role_sid: Optional[str] = None
+) -> Doc:
     """Join `identity` to the channel and fire onMemberAdded."""
     existing, _ = account.store.list("chat_member", parent=channel["sid"], where={"identity": identity}, limit=1)
     if existing:
         raise TwilioError(409, 50404, f"Member already exists: {identity}")
     now = now_iso()
     member = {
-        "sid": new_sid("MB"), "account_sid": account.sid, "channel_sid": channel["sid"],
-        "service_sid": channel["service_sid"], "identity": identity, "role_sid": role_sid or account.channel_role_sid,
-        "attributes": attributes, "last_consumed_message_index": None, "last_consumption_timestamp": None,
-        "date_created": now, "date_updated": now,
+        "sid": new_sid("MB"),
+        "account_sid": account.sid,
+        "channel_sid": channel["sid"],
+        "service_sid": channel["service_sid"],
+        "identity": identity,
+        "role_sid": role_sid or account.channel_role_sid,
+        "attributes": attributes,
+        "last_consumed_message_index": None,
+        "last_consumption_timestamp": None,
+        "date_created": now,
+        "date_updated": now,
     }
     with account.store.transaction():
         account.store.insert("chat_member", member, parent=channel["sid"])
-        fire(account, channel, "onMemberAdded", {
-            "MemberSid": member["sid"], "Identity": identity, "RoleSid": member["role_sid"],
-            "Attributes": attributes, "DateCreated": now,
-        }, actor)
+        fire(
+            account,
+            channel,
+            "onMemberAdded",
+            {
+                "MemberSid": member["sid"],
+                "Identity": identity,
+                "RoleSid": member["role_sid"],
+                "Attributes": attributes,
+                "DateCreated": now,
+            },
+            actor,
+        )
     log.info("member %s joined chat channel %s (%s)", member["sid"], channel["sid"], actor.source)
     account.live.publish({"type": "member", "channel_sid": channel["sid"], "identity": identity, "action": "added"})
     return member
@@ -167,15 +229,33 @@ def remove_member(account: Account, channel: Doc, member: Doc, actor: Actor) -> 
     """Remove a member and fire onMemberRemoved."""
     with account.store.transaction():
         account.store.delete("chat_member", member["sid"])
-        fire(account, channel, "onMemberRemoved", {
-            "MemberSid": member["sid"], "Identity": member["identity"], "RoleSid": member["role_sid"],
-            "Attributes": member["attributes"], "DateCreated": member["date_created"], "DateRemoved": now_iso(),
-        }, actor)
+        fire(
+            account,
+            channel,
+            "onMemberRemoved",
+            {
+                "MemberSid": member["sid"],
+                "Identity": member["identity"],
+                "RoleSid": member["role_sid"],
+                "Attributes": member["attributes"],
+                "DateCreated": member["date_created"],
+                "DateRemoved": now_iso(),
+            },
+            actor,
+        )
     log.info("member %s left chat channel %s (%s)", member["sid"], channel["sid"], actor.source)
     account.live.publish({"type": "member", "channel_sid": channel["sid"], "identity": member["identity"], "action": "removed"})
 
 
-def post_message(account: Account, channel: Doc, author: str, body: Optional[str], attributes: str, actor: Actor, media_sid: Optional[str] = None) -> Doc:
+def post_message(
+    account: Account,
+    channel: Doc,
+    author: str,
+    body: Optional[str],
+    attributes: str,
+    actor: Actor,
+    media_sid: Optional[str] = None,
+) -> Doc:
     """Append a message with the next per-channel index; fire onMessageSent, or onMediaMessageSent for media.
 
     Chat stores a missing body as "" (the Body parameter: "an empty string or null sets the value as an empty
@@ -194,21 +274,41 @@ def post_message(account: Account, channel: Doc, author: str, body: Optional[str
         sid = new_sid("IM")
         attached = media.attach(account, media_sid, fresh["sid"], sid) if media_sid else None
         message = {
-            "sid": sid, "account_sid": account.sid, "service_sid": fresh["service_sid"],
-            "channel_sid": fresh["sid"], "to": fresh["sid"], "from": author, "body": body or "",
-            "attributes": attributes, "index": index, "type": "media" if attached else "text",
-            "media": attached, "was_edited": False, "last_updated_by": None, "date_created": now, "date_updated": now,
+            "sid": sid,
+            "account_sid": account.sid,
+            "service_sid": fresh["service_sid"],
+            "channel_sid": fresh["sid"],
+            "to": fresh["sid"],
+            "from": author,
+            "body": body or "",
+            "attributes": attributes,
+            "index": index,
+            "type": "media" if attached else "text",
+            "media": attached,
+            "was_edited": False,
+            "last_updated_by": None,
+            "date_created": now,
+            "date_updated": now,
         }
         account.store.insert("chat_message", message, parent=fresh["sid"])
         fresh.update(_next_index=index + 1)
         account.store.replace("chat_channel", fresh)
         fields: Dict[str, Any] = {
-            "MessageSid": sid, "Index": index, "Body": message["body"], "Attributes": attributes,
-            "From": author, "To": fresh["sid"], "DateCreated": now,
+            "MessageSid": sid,
+            "Index": index,
+            "Body": message["body"],
+            "Attributes": attributes,
+            "From": author,
+            "To": fresh["sid"],
+            "DateCreated": now,
         }
         if attached:
-            fields.update(MediaSid=attached["sid"], MediaContentType=attached["content_type"],
-                          MediaFilename=attached["filename"], MediaSize=attached["size"])
+            fields.update(
+                MediaSid=attached["sid"],
+                MediaContentType=attached["content_type"],
+                MediaFilename=attached["filename"],
+                MediaSize=attached["size"],
+            )
         fire(account, fresh, "onMediaMessageSent" if attached else "onMessageSent", fields, actor)
     log.info("message %s index %d in chat channel %s from %s", sid, index, fresh["sid"], actor.source)
     account.live.publish({"type": "message", "channel_sid": fresh["sid"], "index": index})
@@ -222,11 +322,21 @@ def update_channel(account: Account, channel: Doc, changes: Dict[str, Any], acto
         was_active = _status(fresh) != "INACTIVE"
         channel = {**fresh, **changes, "date_updated": changes.get("date_updated") or now_iso()}
         account.store.replace("chat_channel", channel)
-        fire(account, channel, "onChannelUpdated", {
-            "FriendlyName": channel["friendly_name"], "UniqueName": channel["unique_name"],
-            "Attributes": channel["attributes"], "CreatedBy": channel["created_by"],
-            "ChannelType": channel["type"], "DateCreated": channel["date_created"], "DateUpdated": channel["date_updated"],
-        }, actor)
+        fire(
+            account,
+            channel,
+            "onChannelUpdated",
+            {
+                "FriendlyName": channel["friendly_name"],
+                "UniqueName": channel["unique_name"],
+                "Attributes": channel["attributes"],
+                "CreatedBy": channel["created_by"],
+                "ChannelType": channel["type"],
+                "DateCreated": channel["date_created"],
+                "DateUpdated": channel["date_updated"],
+            },
+            actor,
+        )
     log.info("chat channel %s updated (%s)", channel["sid"], actor.source)
     if was_active and _status(channel) == "INACTIVE":
         account.end_task_for(channel["sid"], actor.identity or "customer")
@@ -251,30 +361,50 @@ def close(account: Account, channel: Doc, actor: Actor, post_engagement: Optiona
 
 
 def create_web_channel(
-    account: Account, flow_sid: str, identity: str, customer_friendly_name: str, chat_friendly_name: str,
-    chat_unique_name: Optional[str], pre_engagement: Any,
+    account: Account,
+    flow_sid: str,
+    identity: str,
+    customer_friendly_name: str,
+    chat_friendly_name: str,
+    chat_unique_name: Optional[str],
+    pre_engagement: Any,
 ) -> Doc:
     """What Flex does for `POST /v1/WebChannels`: a chat channel with the visitor as member, and a task."""
     flex_flow = flow(account, flow_sid)
     if not flex_flow.get("enabled"):
         raise invalid(f"Flex Flow {flow_sid} is disabled")
-    attributes = json.dumps({
-        "status": "ACTIVE", "from": customer_friendly_name, "channel_type": flex_flow.get("channel_type", "web"),
-        "pre_engagement_data": pre_engagement,
-    })
+    attributes = json.dumps(
+        {
+            "status": "ACTIVE",
+            "from": customer_friendly_name,
+            "channel_type": flex_flow.get("channel_type", "web"),
+            "pre_engagement_data": pre_engagement,
+        }
+    )
     with account.store.transaction():
         chat_channel = create_channel(account, flex_flow["chat_service_sid"], chat_friendly_name, chat_unique_name, attributes)
         add_member(account, chat_channel, identity, json.dumps({"friendlyName": customer_friendly_name}), Actor.rest(False))
         web = {
-            "sid": chat_channel["sid"], "account_sid": account.sid, "flex_flow_sid": flow_sid,
-            "date_created": chat_channel["date_created"], "date_updated": chat_channel["date_updated"],
+            "sid": chat_channel["sid"],
+            "account_sid": account.sid,
+            "flex_flow_sid": flow_sid,
+            "date_created": chat_channel["date_created"],
+            "date_updated": chat_channel["date_updated"],
         }
         account.store.insert("web_channel", web)
         task = {
-            "sid": new_sid("WT"), "channel_sid": chat_channel["sid"], "service_sid": chat_channel["service_sid"],
-            "mode": "legacy", "status": "pending", "agent": None, "ended_by": None, "visitor_identity": identity,
-            "customer_friendly_name": customer_friendly_name, "chat_friendly_name": chat_friendly_name,
-            "pre_engagement_data": pre_engagement, "date_created": chat_channel["date_created"],
+            "sid": new_sid("WT"),
+            "channel_sid": chat_channel["sid"],
+            "service_sid": chat_channel["service_sid"],
+            "mode": "legacy",
+            "status": "pending",
+            "agent": None,
+            "ended_by": None,
+            "visitor_identity": identity,
+            "customer_friendly_name": customer_friendly_name,
+            "chat_friendly_name": chat_friendly_name,
+            "pre_engagement_data": pre_engagement,
+            "date_created": chat_channel["date_created"],
             "date_updated": chat_channel["date_created"],
         }
         account.store.insert("task", task)

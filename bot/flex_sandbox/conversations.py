@@ -18,14 +18,30 @@ log = logging.getLogger(__name__)
 
 BODY_LIMIT = 1600
 STATES = ("active", "inactive", "closed")
-CONVERSATION_EVENTS = frozenset({
-    "onMessageAdded", "onMessageUpdated", "onMessageRemoved", "onConversationAdded", "onConversationUpdated",
-    "onConversationStateUpdated", "onConversationRemoved", "onParticipantAdded", "onParticipantUpdated",
-    "onParticipantRemoved", "onDeliveryUpdated", "onUserAdded", "onUserUpdated",
-})
+CONVERSATION_EVENTS = frozenset(
+    {
+        "onMessageAdded",
+        "onMessageUpdated",
+        "onMessageRemoved",
+        "onConversationAdded",
+        "onConversationUpdated",
+        "onConversationStateUpdated",
+        "onConversationRemoved",
+        "onParticipantAdded",
+        "onParticipantUpdated",
+        "onParticipantRemoved",
+        "onDeliveryUpdated",
+        "onUserAdded",
+        "onUserUpdated",
+    }
+)
 WEBHOOKS = WebhookScope(
-    table="conversation_webhook", parent="conversation", type_field="target", events=CONVERSATION_EVENTS,
-    limit_code=50524, extra=ConfigInteger("Configuration.ReplayAfter", "replay_after", maximum=10**9),
+    table="conversation_webhook",
+    parent="conversation",
+    type_field="target",
+    events=CONVERSATION_EVENTS,
+    limit_code=50524,
+    extra=ConfigInteger("Configuration.ReplayAfter", "replay_after", maximum=10**9),
 )
 
 
@@ -39,25 +55,38 @@ def render_conversation(conversation: Doc) -> Doc:
     """A conversation with url and links."""
     url = twilio_url("conversations", f"/v1/Conversations/{conversation['sid']}")
     return {
-        **public(conversation), "url": url,
+        **public(conversation),
+        "url": url,
         "links": {"participants": f"{url}/Participants", "messages": f"{url}/Messages", "webhooks": f"{url}/Webhooks"},
     }
 
 
 def render_participant(participant: Doc) -> Doc:
     """A conversation participant."""
-    return {**participant, "url": twilio_url("conversations", f"/v1/Conversations/{participant['conversation_sid']}/Participants/{participant['sid']}")}
+    return {
+        **participant,
+        "url": twilio_url(
+            "conversations", f"/v1/Conversations/{participant['conversation_sid']}/Participants/{participant['sid']}"
+        ),
+    }
 
 
 def render_message(message: Doc) -> Doc:
     """A conversation message with its links."""
     url = twilio_url("conversations", f"/v1/Conversations/{message['conversation_sid']}/Messages/{message['sid']}")
-    return {**message, "url": url, "links": {"delivery_receipts": f"{url}/Receipts", "channel_metadata": f"{url}/ChannelMetadata"}}
+    return {
+        **message,
+        "url": url,
+        "links": {"delivery_receipts": f"{url}/Receipts", "channel_metadata": f"{url}/ChannelMetadata"},
+    }
 
 
 def render_webhook(webhook: Doc) -> Doc:
     """A conversation-scoped webhook."""
-    return {**webhook, "url": twilio_url("conversations", f"/v1/Conversations/{webhook['conversation_sid']}/Webhooks/{webhook['sid']}")}
+    return {
+        **webhook,
+        "url": twilio_url("conversations", f"/v1/Conversations/{webhook['conversation_sid']}/Webhooks/{webhook['sid']}"),
+    }
 
 
 def render_address(address: Doc) -> Doc:
@@ -94,7 +123,8 @@ def address(account: Account, sid: str) -> Optional[Doc]:
 def fire(account: Account, conv: Doc, event_type: str, fields: Dict[str, Any], actor: Actor) -> None:
     """Queue `event_type` for every matching conversation-scoped webhook, if the actor fires webhooks."""
     parent_params = {
-        "ChatServiceSid": conv["chat_service_sid"], "ConversationSid": conv["sid"],
+        "ChatServiceSid": conv["chat_service_sid"],
+        "ConversationSid": conv["sid"],
         "MessagingServiceSid": conv.get("messaging_service_sid"),
     }
     WEBHOOKS.fire(account, conv["sid"], parent_params, event_type, fields, actor, _retries)
@@ -115,8 +145,13 @@ def _still_open(account: Account, conv: Doc) -> Doc:
 
 
 def create_conversation(
-    account: Account, friendly_name: Optional[str], unique_name: Optional[str], attributes: str,
-    state: str = "active", messaging_service_sid: Optional[str] = None, timers: Optional[Dict[str, Any]] = None,
+    account: Account,
+    friendly_name: Optional[str],
+    unique_name: Optional[str],
+    attributes: str,
+    state: str = "active",
+    messaging_service_sid: Optional[str] = None,
+    timers: Optional[Dict[str, Any]] = None,
 ) -> Doc:
     """A new conversation in the default service (cannot start closed)."""
     if state not in STATES:
@@ -129,15 +164,26 @@ def create_conversation(
             raise TwilioError(409, 50353, f"Conversation with provided unique name already exists: {unique_name}")
     now = now_iso()
     doc = {
-        "sid": new_sid("CH"), "account_sid": account.sid, "chat_service_sid": account.conversations_service_sid,
+        "sid": new_sid("CH"),
+        "account_sid": account.sid,
+        "chat_service_sid": account.conversations_service_sid,
         "messaging_service_sid": messaging_service_sid or account.messaging_service_sid,
-        "friendly_name": friendly_name, "unique_name": unique_name, "attributes": attributes, "state": state,
-        "timers": timers or {}, "bindings": None, "date_created": now, "date_updated": now, "_next_index": 0,
+        "friendly_name": friendly_name,
+        "unique_name": unique_name,
+        "attributes": attributes,
+        "state": state,
+        "timers": timers or {},
+        "bindings": None,
+        "date_created": now,
+        "date_updated": now,
+        "_next_index": 0,
     }
     return account.store.insert("conversation", doc)
 
 
-def add_participant(account: Account, conv: Doc, identity: str, attributes: str, actor: Actor, role_sid: Optional[str] = None) -> Doc:
+def add_participant(
+    account: Account, conv: Doc, identity: str, attributes: str, actor: Actor, role_sid: Optional[str] = None
+) -> Doc:
     """Add a chat participant and fire onParticipantAdded."""
     if conv["state"] == "closed":
         raise closed_error(conv["sid"])
@@ -146,16 +192,34 @@ def add_participant(account: Account, conv: Doc, identity: str, attributes: str,
         raise TwilioError(409, 50433, f"Participant already exists: {identity}")
     now = now_iso()
     participant = {
-        "sid": new_sid("MB"), "account_sid": account.sid, "conversation_sid": conv["sid"], "identity": identity,
-        "attributes": attributes, "messaging_binding": None, "role_sid": role_sid or account.participant_role_sid,
-        "last_read_message_index": None, "last_read_timestamp": None, "date_created": now, "date_updated": now,
+        "sid": new_sid("MB"),
+        "account_sid": account.sid,
+        "conversation_sid": conv["sid"],
+        "identity": identity,
+        "attributes": attributes,
+        "messaging_binding": None,
+        "role_sid": role_sid or account.participant_role_sid,
+        "last_read_message_index": None,
+        "last_read_timestamp": None,
+        "date_created": now,
+        "date_updated": now,
     }
     with account.store.transaction():
         account.store.insert("participant", participant, parent=conv["sid"])
-        fire(account, conv, "onParticipantAdded", {
-            "ParticipantSid": participant["sid"], "Identity": identity, "Attributes": attributes,
-            "RoleSid": participant["role_sid"], "DateCreated": now, "DateUpdated": now,
-        }, actor)
+        fire(
+            account,
+            conv,
+            "onParticipantAdded",
+            {
+                "ParticipantSid": participant["sid"],
+                "Identity": identity,
+                "Attributes": attributes,
+                "RoleSid": participant["role_sid"],
+                "DateCreated": now,
+                "DateUpdated": now,
+            },
+            actor,
+        )
     log.info("participant %s joined conversation %s (%s)", participant["sid"], conv["sid"], actor.source)
     account.live.publish({"type": "member", "channel_sid": conv["sid"], "identity": identity, "action": "added"})
     return participant
@@ -165,16 +229,27 @@ def remove_participant(account: Account, conv: Doc, participant: Doc, actor: Act
     """Remove a participant and fire onParticipantRemoved."""
     with account.store.transaction():
         account.store.delete("participant", participant["sid"])
-        fire(account, conv, "onParticipantRemoved", {
-            "ParticipantSid": participant["sid"], "Identity": participant["identity"],
-            "Attributes": participant["attributes"], "RoleSid": participant["role_sid"],
-            "DateCreated": participant["date_created"], "DateUpdated": now_iso(),
-        }, actor)
+        fire(
+            account,
+            conv,
+            "onParticipantRemoved",
+            {
+                "ParticipantSid": participant["sid"],
+                "Identity": participant["identity"],
+                "Attributes": participant["attributes"],
+                "RoleSid": participant["role_sid"],
+                "DateCreated": participant["date_created"],
+                "DateUpdated": now_iso(),
+            },
+            actor,
+        )
     log.info("participant %s left conversation %s (%s)", participant["sid"], conv["sid"], actor.source)
     account.live.publish({"type": "member", "channel_sid": conv["sid"], "identity": participant["identity"], "action": "removed"})
 
 
-def post_message(account: Account, conv: Doc, author: str, body: Optional[str], attributes: str, actor: Actor, media_sid: Optional[str] = None) -> Doc:
+def post_message(
+    account: Account, conv: Doc, author: str, body: Optional[str], attributes: str, actor: Actor, media_sid: Optional[str] = None
+) -> Doc:
     """Append a message with the next index and fire onMessageAdded; closed conversations refuse.
 
     A media-only message has a null body (`body: null`, no `Body` in the webhook) and `media` as a list of
@@ -195,18 +270,39 @@ def post_message(account: Account, conv: Doc, author: str, body: Optional[str], 
         authors, _ = account.store.list("participant", parent=fresh["sid"], where={"identity": author}, limit=1)
         attached = [{**media.attach(account, media_sid, fresh["sid"], sid), "category": "media"}] if media_sid else None
         message = {
-            "sid": sid, "account_sid": account.sid, "conversation_sid": fresh["sid"], "index": index,
-            "author": author, "body": body, "media": attached, "attributes": attributes,
-            "participant_sid": authors[0]["sid"] if authors else None, "content_sid": None, "delivery": None,
-            "date_created": now, "date_updated": now,
+            "sid": sid,
+            "account_sid": account.sid,
+            "conversation_sid": fresh["sid"],
+            "index": index,
+            "author": author,
+            "body": body,
+            "media": attached,
+            "attributes": attributes,
+            "participant_sid": authors[0]["sid"] if authors else None,
+            "content_sid": None,
+            "delivery": None,
+            "date_created": now,
+            "date_updated": now,
         }
         account.store.insert("conversation_message", message, parent=fresh["sid"])
         fresh.update(_next_index=index + 1)
         account.store.replace("conversation", fresh)
-        fire(account, fresh, "onMessageAdded", {
-            "MessageSid": sid, "Index": index, "Author": author, "Body": body, "Attributes": attributes,
-            "ParticipantSid": message["participant_sid"], "DateCreated": now, "Media": webhook_media(attached),
-        }, actor)
+        fire(
+            account,
+            fresh,
+            "onMessageAdded",
+            {
+                "MessageSid": sid,
+                "Index": index,
+                "Author": author,
+                "Body": body,
+                "Attributes": attributes,
+                "ParticipantSid": message["participant_sid"],
+                "DateCreated": now,
+                "Media": webhook_media(attached),
+            },
+            actor,
+        )
     log.info("message %s index %d in conversation %s from %s", sid, index, fresh["sid"], actor.source)
     account.live.publish({"type": "message", "channel_sid": fresh["sid"], "index": index})
     return message
@@ -216,8 +312,18 @@ def webhook_media(attached: Optional[List[Doc]]) -> Optional[str]:
     """The webhook's `Media`: the message's media as a JSON string with Twilio's capitalised keys (None: no media)."""
     if not attached:
         return None
-    return json.dumps([{"Sid": m["sid"], "Size": m["size"], "ContentType": m["content_type"], "Filename": m["filename"],
-                        "Category": m["category"]} for m in attached])
+    return json.dumps(
+        [
+            {
+                "Sid": m["sid"],
+                "Size": m["size"],
+                "ContentType": m["content_type"],
+                "Filename": m["filename"],
+                "Category": m["category"],
+            }
+            for m in attached
+        ]
+    )
 
 
 def update_conversation(account: Account, conv: Doc, changes: Dict[str, Any], actor: Actor, reason: str = "API") -> Doc:
@@ -232,16 +338,34 @@ def update_conversation(account: Account, conv: Doc, changes: Dict[str, Any], ac
         if state == "closed":
             updated["timers"] = {**(updated.get("timers") or {}), "date_closed": updated["date_updated"]}
         account.store.replace("conversation", updated)
-        fire(account, updated, "onConversationUpdated", {
-            "FriendlyName": updated["friendly_name"], "UniqueName": updated["unique_name"],
-            "Attributes": updated["attributes"], "State": updated["state"],
-            "DateCreated": updated["date_created"], "DateUpdated": updated["date_updated"],
-        }, actor)
+        fire(
+            account,
+            updated,
+            "onConversationUpdated",
+            {
+                "FriendlyName": updated["friendly_name"],
+                "UniqueName": updated["unique_name"],
+                "Attributes": updated["attributes"],
+                "State": updated["state"],
+                "DateCreated": updated["date_created"],
+                "DateUpdated": updated["date_updated"],
+            },
+            actor,
+        )
         if updated["state"] != before:
-            fire(account, updated, "onConversationStateUpdated", {
-                "StateFrom": before, "StateTo": updated["state"], "Reason": reason,
-                "StateUpdated": updated["date_updated"], "DateUpdated": updated["date_updated"],
-            }, actor)
+            fire(
+                account,
+                updated,
+                "onConversationStateUpdated",
+                {
+                    "StateFrom": before,
+                    "StateTo": updated["state"],
+                    "Reason": reason,
+                    "StateUpdated": updated["date_updated"],
+                    "DateUpdated": updated["date_updated"],
+                },
+                actor,
+            )
     log.info("conversation %s updated, state %s -> %s (%s)", updated["sid"], before, updated["state"], actor.source)
     if updated["state"] == "closed":
         account.end_task_for(updated["sid"], actor.identity or "customer")
@@ -249,25 +373,46 @@ def update_conversation(account: Account, conv: Doc, changes: Dict[str, Any], ac
     return updated
 
 
-def create_web_chat(account: Account, address_sid: str, customer_friendly_name: Optional[str], chat_friendly_name: Optional[str], pre_engagement: Any) -> Dict[str, str]:
+def create_web_chat(
+    account: Account,
+    address_sid: str,
+    customer_friendly_name: Optional[str],
+    chat_friendly_name: Optional[str],
+    pre_engagement: Any,
+) -> Dict[str, str]:
     """What Flex does for `POST /v2/WebChats`: a conversation, a generated visitor identity, and a task."""
     addr = address(account, address_sid)
     if addr is None:
         raise TwilioError(404, 45744, f"Address configuration {address_sid} was not found")
     identity = str(uuid.uuid4())
     customer = customer_friendly_name or "Customer"
-    attributes = json.dumps({
-        "pre_engagement_data": pre_engagement, "from": customer, "customer_friendly_name": customer,
-        "chat_friendly_name": chat_friendly_name, "channel_type": "web", "address_sid": address_sid,
-    })
+    attributes = json.dumps(
+        {
+            "pre_engagement_data": pre_engagement,
+            "from": customer,
+            "customer_friendly_name": customer,
+            "chat_friendly_name": chat_friendly_name,
+            "channel_type": "web",
+            "address_sid": address_sid,
+        }
+    )
     with account.store.transaction():
         conv = create_conversation(account, chat_friendly_name or f"Chat with {customer}", None, attributes)
         add_participant(account, conv, identity, json.dumps({"friendlyName": customer}), Actor.rest(False))
         task = {
-            "sid": new_sid("WT"), "channel_sid": conv["sid"], "service_sid": conv["chat_service_sid"],
-            "mode": "conversations", "status": "pending", "agent": None, "ended_by": None, "visitor_identity": identity,
-            "customer_friendly_name": customer, "chat_friendly_name": chat_friendly_name,
-            "pre_engagement_data": pre_engagement, "date_created": conv["date_created"], "date_updated": conv["date_created"],
+            "sid": new_sid("WT"),
+            "channel_sid": conv["sid"],
+            "service_sid": conv["chat_service_sid"],
+            "mode": "conversations",
+            "status": "pending",
+            "agent": None,
+            "ended_by": None,
+            "visitor_identity": identity,
+            "customer_friendly_name": customer,
+            "chat_friendly_name": chat_friendly_name,
+            "pre_engagement_data": pre_engagement,
+            "date_created": conv["date_created"],
+            "date_updated": conv["date_created"],
         }
         account.store.insert("task", task)
     log.info("web chat %s created on address %s, task %s", conv["sid"], address_sid, task["sid"])

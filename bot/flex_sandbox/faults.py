@@ -45,7 +45,7 @@ class Fault:
             raise FaultSpecError(f"path_regex is not a valid regular expression: {e}") from None
 
     @classmethod
-    def from_json(cls, spec: Any) -> "Fault":
+    def from_json(cls, spec: Any) -> Fault:
         """Validate a rule posted to /sandbox/faults."""
         if not isinstance(spec, dict):
             raise FaultSpecError("expected a JSON object")
@@ -70,17 +70,29 @@ class Fault:
             raise FaultSpecError("when must be 'before' (request not processed) or 'after' (processed, then fails)")
         method = spec.get("method")
         return cls(
-            path_regex=spec["path_regex"], method=method.upper() if isinstance(method, str) else None, status=status,
-            delay=float(delay), times=times, code=spec.get("code") if isinstance(spec.get("code"), int) else None,
-            message=str(spec.get("message") or cls.message), when=when,
+            path_regex=spec["path_regex"],
+            method=method.upper() if isinstance(method, str) else None,
+            status=status,
+            delay=float(delay),
+            times=times,
+            code=spec.get("code") if isinstance(spec.get("code"), int) else None,
+            message=str(spec.get("message") or cls.message),
+            when=when,
         )
 
     def to_json(self) -> Dict[str, Any]:
         """The rule as the control API shows it."""
         return {
-            "id": self.id, "path_regex": self.path_regex, "method": self.method, "status": self.status,
-            "delay": self.delay, "times": self.times, "code": self.code, "message": self.message,
-            "when": self.when, "hits": self.hits,
+            "id": self.id,
+            "path_regex": self.path_regex,
+            "method": self.method,
+            "status": self.status,
+            "delay": self.delay,
+            "times": self.times,
+            "code": self.code,
+            "message": self.message,
+            "when": self.when,
+            "hits": self.hits,
         }
 
     async def apply(self) -> Optional[HTTPResponse]:
@@ -101,8 +113,15 @@ class Faults:
     def add(self, fault: Fault) -> Fault:
         """Arm a rule."""
         self.rules.append(fault)
-        log.info("fault %d armed: %s %s -> status %s delay %.1fs times %s", fault.id, fault.method or "*",
-                 fault.path_regex, fault.status, fault.delay, fault.times)
+        log.info(
+            "fault %d armed: %s %s -> status %s delay %.1fs times %s",
+            fault.id,
+            fault.method or "*",
+            fault.path_regex,
+            fault.status,
+            fault.delay,
+            fault.times,
+        )
         return fault
 
     def clear(self) -> int:

@@ -43,7 +43,7 @@ class LiveFeed:
             while request.transport is not None and not request.transport.is_closing():  # type: ignore[attr-defined]
                 try:
                     event = await asyncio.wait_for(q.get(), KEEPALIVE_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await response.send(": keepalive\n\n")
                     continue
                 if accept is not None and not accept(event):

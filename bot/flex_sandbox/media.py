@@ -49,10 +49,19 @@ def upload(account: Account, service_sid: str, content: bytes, content_type: Opt
         raise invalid("Media content is empty")
     now = now_iso()
     media = {
-        "sid": new_sid("ME"), "account_sid": account.sid, "service_sid": service_sid, "date_created": now,
-        "date_updated": now, "channel_sid": None, "message_sid": None, "size": len(content),
-        "content_type": (content_type or UNKNOWN_TYPE).split(";")[0].strip() or UNKNOWN_TYPE, "filename": None,
-        "author": None, "category": "media", "_content": base64.b64encode(content).decode("ascii"),
+        "sid": new_sid("ME"),
+        "account_sid": account.sid,
+        "service_sid": service_sid,
+        "date_created": now,
+        "date_updated": now,
+        "channel_sid": None,
+        "message_sid": None,
+        "size": len(content),
+        "content_type": (content_type or UNKNOWN_TYPE).split(";")[0].strip() or UNKNOWN_TYPE,
+        "filename": None,
+        "author": None,
+        "category": "media",
+        "_content": base64.b64encode(content).decode("ascii"),
     }
     return account.store.insert("media", media, parent=service_sid)
 

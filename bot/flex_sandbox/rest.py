@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Awaitable, Callable, Coroutine, Dict, List, Optional
+from typing import Any, Callable, Coroutine, Dict, List, Optional
 
 from sanic import Sanic, response
 from sanic.request import Request
@@ -65,17 +65,29 @@ def register(app: Sanic, account: Account) -> None:
 
     def route(uri: str, *methods: str) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
-            name = "twilio_" + "_".join(methods).lower() + uri.replace("/", "_").replace("<", "").replace(">", "").replace("-", "_")
+            name = (
+                "twilio_" + "_".join(methods).lower() + uri.replace("/", "_").replace("<", "").replace(">", "").replace("-", "_")
+            )
             app.add_route(handler, uri, methods=list(methods), name=name)
             return handler
+
         return decorate
 
     def listing(
-        request: Request, kind: str, key: str, sub: str, path: str, render: Callable[[Doc], Doc],
-        parent: Optional[str] = None, where: Optional[Dict[str, Any]] = None, descending: bool = False,
+        request: Request,
+        kind: str,
+        key: str,
+        sub: str,
+        path: str,
+        render: Callable[[Doc], Doc],
+        parent: Optional[str] = None,
+        where: Optional[Dict[str, Any]] = None,
+        descending: bool = False,
     ) -> HTTPResponse:
         paging = Paging(args_of(request))
-        docs, more = store.list(kind, parent=parent, offset=paging.offset, limit=paging.page_size, descending=descending, where=where)
+        docs, more = store.list(
+            kind, parent=parent, offset=paging.offset, limit=paging.page_size, descending=descending, where=where
+        )
         return reply(paging.envelope(key, sub, path, [render(d) for d in docs], more))
 
     def by_sid_or_identity(kind: str, parent_sid: str, sid_or_identity: str) -> Optional[Doc]:
@@ -90,8 +102,15 @@ def register(app: Sanic, account: Account) -> None:
     @route("/flex-api/v1/FlexFlows", "GET")
     async def flex_flows(request: Request) -> HTTPResponse:
         name = Form(args_of(request)).get("FriendlyName")
-        return listing(request, "flex_flow", "flex_flows", "flex-api", "/v1/FlexFlows", chat.render_flow,
-                       where={"friendly_name": name} if name else None)
+        return listing(
+            request,
+            "flex_flow",
+            "flex_flows",
+            "flex-api",
+            "/v1/FlexFlows",
+            chat.render_flow,
+            where={"friendly_name": name} if name else None,
+        )
 
     @route("/flex-api/v1/FlexFlows/<sid>", "GET")
     async def flex_flow(request: Request, sid: str) -> HTTPResponse:
@@ -101,8 +120,13 @@ def register(app: Sanic, account: Account) -> None:
     async def web_channel_create(request: Request) -> HTTPResponse:
         form = form_of(request)
         web = chat.create_web_channel(
-            account, form.required("FlexFlowSid"), form.required("Identity"), form.required("CustomerFriendlyName"),
-            form.required("ChatFriendlyName"), form.get("ChatUniqueName") or None, pre_engagement(form),
+            account,
+            form.required("FlexFlowSid"),
+            form.required("Identity"),
+            form.required("CustomerFriendlyName"),
+            form.required("ChatFriendlyName"),
+            form.get("ChatUniqueName") or None,
+            pre_engagement(form),
         )
         return created(chat.render_web_channel(web))
 
@@ -154,7 +178,11 @@ def register(app: Sanic, account: Account) -> None:
         except TwilioError as e:
             raise TwilioError(400, 45745, e.message) from None
         result = conversations.create_web_chat(
-            account, address_sid, form.get("CustomerFriendlyName"), form.get("ChatFriendlyName"), data,
+            account,
+            address_sid,
+            form.get("CustomerFriendlyName"),
+            form.get("ChatFriendlyName"),
+            data,
         )
         return created(result)
 
@@ -165,15 +193,34 @@ def register(app: Sanic, account: Account) -> None:
     async def chat_service(request: Request, service_sid: str) -> HTTPResponse:
         svc = chat.service(account, service_sid)
         url = twilio_url("chat", f"/v2/Services/{service_sid}")
-        return reply({**svc, "account_sid": account.sid, "url": url, "links": {
-            "channels": f"{url}/Channels", "users": f"{url}/Users", "roles": f"{url}/Roles", "bindings": f"{url}/Bindings"}})
+        return reply(
+            {
+                **svc,
+                "account_sid": account.sid,
+                "url": url,
+                "links": {
+                    "channels": f"{url}/Channels",
+                    "users": f"{url}/Users",
+                    "roles": f"{url}/Roles",
+                    "bindings": f"{url}/Bindings",
+                },
+            }
+        )
 
     @route(base + "/Channels", "GET")
     async def channels(request: Request, service_sid: str) -> HTTPResponse:
         chat.service(account, service_sid)
         kind = Form(args_of(request)).get("Type")
-        return listing(request, "chat_channel", "channels", "chat", f"/v2/Services/{service_sid}/Channels",
-                       lambda c: chat.render_channel(account, c), parent=service_sid, where={"type": kind} if kind else None)
+        return listing(
+            request,
+            "chat_channel",
+            "channels",
+            "chat",
+            f"/v2/Services/{service_sid}/Channels",
+            lambda c: chat.render_channel(account, c),
+            parent=service_sid,
+            where={"type": kind} if kind else None,
+        )
 
     @route(base + "/Channels", "POST")
     async def channel_create(request: Request, service_sid: str) -> HTTPResponse:
@@ -182,8 +229,15 @@ def register(app: Sanic, account: Account) -> None:
         kind = form.get("Type") or "public"
         if kind not in ("public", "private"):
             raise invalid("Type must be public or private")
-        doc = chat.create_channel(account, service_sid, form.get("FriendlyName"), form.get("UniqueName") or None,
-                                  form.json_text("Attributes") or "{}", kind, form.get("CreatedBy") or "system")
+        doc = chat.create_channel(
+            account,
+            service_sid,
+            form.get("FriendlyName"),
+            form.get("UniqueName") or None,
+            form.json_text("Attributes") or "{}",
+            kind,
+            form.get("CreatedBy") or "system",
+        )
         return created(chat.render_channel(account, doc))
 
     @route(base + "/Channels/<sid>", "GET")
@@ -195,8 +249,13 @@ def register(app: Sanic, account: Account) -> None:
         form = form_of(request)
         doc = chat.channel(account, service_sid, sid)
         changes: Dict[str, Any] = {}
-        for param, field in (("FriendlyName", "friendly_name"), ("UniqueName", "unique_name"), ("CreatedBy", "created_by"),
-                             ("DateCreated", "date_created"), ("DateUpdated", "date_updated")):
+        for param, field in (
+            ("FriendlyName", "friendly_name"),
+            ("UniqueName", "unique_name"),
+            ("CreatedBy", "created_by"),
+            ("DateCreated", "date_created"),
+            ("DateUpdated", "date_updated"),
+        ):
             if param in form:
                 changes[field] = form.get(param)
         if "Attributes" in form:
@@ -217,15 +276,29 @@ def register(app: Sanic, account: Account) -> None:
         doc = chat.channel(account, service_sid, channel_sid)
         identities = args_of(request).get("Identity")
         where = {"identity": identities[-1]} if identities else None
-        return listing(request, "chat_member", "members", "chat", f"{chat.channel_path(doc)}/Members", chat.render_member,
-                       parent=doc["sid"], where=where)
+        return listing(
+            request,
+            "chat_member",
+            "members",
+            "chat",
+            f"{chat.channel_path(doc)}/Members",
+            chat.render_member,
+            parent=doc["sid"],
+            where=where,
+        )
 
     @route(base + "/Channels/<channel_sid>/Members", "POST")
     async def member_create(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         form = form_of(request)
         doc = chat.channel(account, service_sid, channel_sid)
-        member = chat.add_member(account, doc, form.required("Identity"), form.json_text("Attributes") or "{}",
-                                 Actor.rest(webhooks_enabled(request)), form.get("RoleSid"))
+        member = chat.add_member(
+            account,
+            doc,
+            form.required("Identity"),
+            form.json_text("Attributes") or "{}",
+            Actor.rest(webhooks_enabled(request)),
+            form.get("RoleSid"),
+        )
         return created(chat.render_member(member))
 
     @route(base + "/Channels/<channel_sid>/Members/<sid>", "GET")
@@ -247,15 +320,30 @@ def register(app: Sanic, account: Account) -> None:
     @route(base + "/Channels/<channel_sid>/Messages", "GET")
     async def messages(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         doc = chat.channel(account, service_sid, channel_sid)
-        return listing(request, "chat_message", "messages", "chat", f"{chat.channel_path(doc)}/Messages", chat.render_message,
-                       parent=doc["sid"], descending=newest_first(request))
+        return listing(
+            request,
+            "chat_message",
+            "messages",
+            "chat",
+            f"{chat.channel_path(doc)}/Messages",
+            chat.render_message,
+            parent=doc["sid"],
+            descending=newest_first(request),
+        )
 
     @route(base + "/Channels/<channel_sid>/Messages", "POST")
     async def message_create(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         form = form_of(request)
         doc = chat.channel(account, service_sid, channel_sid)
-        message = chat.post_message(account, doc, form.get("From") or "system", form.get("Body"),
-                                    form.json_text("Attributes") or "{}", Actor.rest(webhooks_enabled(request)), form.get("MediaSid"))
+        message = chat.post_message(
+            account,
+            doc,
+            form.get("From") or "system",
+            form.get("Body"),
+            form.json_text("Attributes") or "{}",
+            Actor.rest(webhooks_enabled(request)),
+            form.get("MediaSid"),
+        )
         return created(chat.render_message(message))
 
     @route(base + "/Channels/<channel_sid>/Messages/<sid>", "GET")
@@ -267,7 +355,15 @@ def register(app: Sanic, account: Account) -> None:
     @route(base + "/Channels/<channel_sid>/Webhooks", "GET")
     async def webhooks(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         doc = chat.channel(account, service_sid, channel_sid)
-        return listing(request, "chat_webhook", "webhooks", "chat", f"{chat.channel_path(doc)}/Webhooks", chat.render_webhook, parent=doc["sid"])
+        return listing(
+            request,
+            "chat_webhook",
+            "webhooks",
+            "chat",
+            f"{chat.channel_path(doc)}/Webhooks",
+            chat.render_webhook,
+            parent=doc["sid"],
+        )
 
     @route(base + "/Channels/<channel_sid>/Webhooks", "POST")
     async def webhook_create(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
@@ -304,8 +400,15 @@ def register(app: Sanic, account: Account) -> None:
     @route(cbase, "GET")
     async def conversation_list(request: Request) -> HTTPResponse:
         state = Form(args_of(request)).get("State")
-        return listing(request, "conversation", "conversations", "conversations", "/v1/Conversations",
-                       conversations.render_conversation, where={"state": state} if state else None)
+        return listing(
+            request,
+            "conversation",
+            "conversations",
+            "conversations",
+            "/v1/Conversations",
+            conversations.render_conversation,
+            where={"state": state} if state else None,
+        )
 
     def timers(form: Form) -> Dict[str, Any]:
         return {k: form.get(f"Timers.{p}") for k, p in (("inactive", "Inactive"), ("closed", "Closed")) if f"Timers.{p}" in form}
@@ -314,8 +417,13 @@ def register(app: Sanic, account: Account) -> None:
     async def conversation_create(request: Request) -> HTTPResponse:
         form = form_of(request)
         doc = conversations.create_conversation(
-            account, form.get("FriendlyName"), form.get("UniqueName") or None, form.json_text("Attributes") or "{}",
-            form.get("State") or "active", form.get("MessagingServiceSid"), timers(form),
+            account,
+            form.get("FriendlyName"),
+            form.get("UniqueName") or None,
+            form.json_text("Attributes") or "{}",
+            form.get("State") or "active",
+            form.get("MessagingServiceSid"),
+            timers(form),
         )
         return created(conversations.render_conversation(doc))
 
@@ -328,8 +436,13 @@ def register(app: Sanic, account: Account) -> None:
         form = form_of(request)
         doc = conversations.conversation(account, sid)
         changes: Dict[str, Any] = {}
-        for param, field in (("FriendlyName", "friendly_name"), ("UniqueName", "unique_name"), ("State", "state"),
-                             ("MessagingServiceSid", "messaging_service_sid"), ("DateCreated", "date_created")):
+        for param, field in (
+            ("FriendlyName", "friendly_name"),
+            ("UniqueName", "unique_name"),
+            ("State", "state"),
+            ("MessagingServiceSid", "messaging_service_sid"),
+            ("DateCreated", "date_created"),
+        ):
             if param in form:
                 changes[field] = form.get(param)
         if "Attributes" in form:
@@ -351,8 +464,15 @@ def register(app: Sanic, account: Account) -> None:
     @route(cbase + "/<conversation_sid>/Participants", "GET")
     async def participants(request: Request, conversation_sid: str) -> HTTPResponse:
         doc = conversations.conversation(account, conversation_sid)
-        return listing(request, "participant", "participants", "conversations", f"/v1/Conversations/{doc['sid']}/Participants",
-                       conversations.render_participant, parent=doc["sid"])
+        return listing(
+            request,
+            "participant",
+            "participants",
+            "conversations",
+            f"/v1/Conversations/{doc['sid']}/Participants",
+            conversations.render_participant,
+            parent=doc["sid"],
+        )
 
     @route(cbase + "/<conversation_sid>/Participants", "POST")
     async def participant_create(request: Request, conversation_sid: str) -> HTTPResponse:
@@ -360,8 +480,14 @@ def register(app: Sanic, account: Account) -> None:
         doc = conversations.conversation(account, conversation_sid)
         if "MessagingBinding.Address" in form:
             raise invalid("SMS/WhatsApp participants are not supported by the sandbox; use Identity")
-        participant = conversations.add_participant(account, doc, form.required("Identity"), form.json_text("Attributes") or "{}",
-                                                    Actor.rest(webhooks_enabled(request)), form.get("RoleSid"))
+        participant = conversations.add_participant(
+            account,
+            doc,
+            form.required("Identity"),
+            form.json_text("Attributes") or "{}",
+            Actor.rest(webhooks_enabled(request)),
+            form.get("RoleSid"),
+        )
         return created(conversations.render_participant(participant))
 
     def _participant(conversation_sid: str, sid_or_identity: str) -> Doc:
@@ -383,29 +509,52 @@ def register(app: Sanic, account: Account) -> None:
     @route(cbase + "/<conversation_sid>/Messages", "GET")
     async def conversation_messages(request: Request, conversation_sid: str) -> HTTPResponse:
         doc = conversations.conversation(account, conversation_sid)
-        return listing(request, "conversation_message", "messages", "conversations", f"/v1/Conversations/{doc['sid']}/Messages",
-                       conversations.render_message, parent=doc["sid"], descending=newest_first(request))
+        return listing(
+            request,
+            "conversation_message",
+            "messages",
+            "conversations",
+            f"/v1/Conversations/{doc['sid']}/Messages",
+            conversations.render_message,
+            parent=doc["sid"],
+            descending=newest_first(request),
+        )
 
     @route(cbase + "/<conversation_sid>/Messages", "POST")
     async def conversation_message_create(request: Request, conversation_sid: str) -> HTTPResponse:
         form = form_of(request)
         doc = conversations.conversation(account, conversation_sid)
-        message = conversations.post_message(account, doc, form.get("Author") or "system", form.get("Body"),
-                                             form.json_text("Attributes") or "{}", Actor.rest(webhooks_enabled(request)),
-                                             form.get("MediaSid"))
+        message = conversations.post_message(
+            account,
+            doc,
+            form.get("Author") or "system",
+            form.get("Body"),
+            form.json_text("Attributes") or "{}",
+            Actor.rest(webhooks_enabled(request)),
+            form.get("MediaSid"),
+        )
         return created(conversations.render_message(message))
 
     @route(cbase + "/<conversation_sid>/Messages/<sid>", "GET")
     async def conversation_message_fetch(request: Request, conversation_sid: str, sid: str) -> HTTPResponse:
         doc = conversations.conversation(account, conversation_sid)
-        return reply(conversations.render_message(conversations.child(account, "conversation_message", doc["sid"], sid, "Messages")))
+        return reply(
+            conversations.render_message(conversations.child(account, "conversation_message", doc["sid"], sid, "Messages"))
+        )
 
     # webhooks
     @route(cbase + "/<conversation_sid>/Webhooks", "GET")
     async def conversation_webhooks(request: Request, conversation_sid: str) -> HTTPResponse:
         doc = conversations.conversation(account, conversation_sid)
-        return listing(request, "conversation_webhook", "webhooks", "conversations", f"/v1/Conversations/{doc['sid']}/Webhooks",
-                       conversations.render_webhook, parent=doc["sid"])
+        return listing(
+            request,
+            "conversation_webhook",
+            "webhooks",
+            "conversations",
+            f"/v1/Conversations/{doc['sid']}/Webhooks",
+            conversations.render_webhook,
+            parent=doc["sid"],
+        )
 
     @route(cbase + "/<conversation_sid>/Webhooks", "POST")
     async def conversation_webhook_create(request: Request, conversation_sid: str) -> HTTPResponse:
@@ -417,7 +566,9 @@ def register(app: Sanic, account: Account) -> None:
     @route(cbase + "/<conversation_sid>/Webhooks/<sid>", "GET")
     async def conversation_webhook_fetch(request: Request, conversation_sid: str, sid: str) -> HTTPResponse:
         doc = conversations.conversation(account, conversation_sid)
-        return reply(conversations.render_webhook(conversations.child(account, "conversation_webhook", doc["sid"], sid, "Webhooks")))
+        return reply(
+            conversations.render_webhook(conversations.child(account, "conversation_webhook", doc["sid"], sid, "Webhooks"))
+        )
 
     @route(cbase + "/<conversation_sid>/Webhooks/<sid>", "POST")
     async def conversation_webhook_update(request: Request, conversation_sid: str, sid: str) -> HTTPResponse:
@@ -461,8 +612,15 @@ def register(app: Sanic, account: Account) -> None:
     @route("/conversations/v1/Configuration/Addresses", "GET")
     async def addresses(request: Request) -> HTTPResponse:
         kind = Form(args_of(request)).get("Type")
-        return listing(request, "address", "address_configurations", "conversations", "/v1/Configuration/Addresses",
-                       conversations.render_address, where={"type": kind} if kind else None)
+        return listing(
+            request,
+            "address",
+            "address_configurations",
+            "conversations",
+            "/v1/Configuration/Addresses",
+            conversations.render_address,
+            where={"type": kind} if kind else None,
+        )
 
     @route("/conversations/v1/Configuration/Addresses/<sid>", "GET")
     async def address_fetch(request: Request, sid: str) -> HTTPResponse:

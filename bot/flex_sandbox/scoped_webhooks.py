@@ -63,7 +63,9 @@ class WebhookScope:
             raise invalid("Configuration.Url must be an http(s) URL")
         return config
 
-    def create(self, account: Account, parent_sid: str, parent_fields: Dict[str, str], webhook_type: str, config: Dict[str, Any]) -> Doc:
+    def create(
+        self, account: Account, parent_sid: str, parent_fields: Dict[str, str], webhook_type: str, config: Dict[str, Any]
+    ) -> Doc:
         """A new webhook under `parent_sid` (at most five per parent); `parent_fields` name the parent in the doc."""
         if webhook_type not in WEBHOOK_TYPES:
             raise invalid(f"{self.type_field.capitalize()} must be one of {', '.join(WEBHOOK_TYPES)}")
@@ -76,14 +78,25 @@ class WebhookScope:
             raise invalid(f"A {self.parent} can have at most {MAX_WEBHOOKS} webhooks", code=self.limit_code)
         now = now_iso()
         webhook = {
-            "sid": new_sid("WH"), "account_sid": account.sid, **parent_fields, self.type_field: webhook_type,
-            "configuration": config, "date_created": now, "date_updated": now,
+            "sid": new_sid("WH"),
+            "account_sid": account.sid,
+            **parent_fields,
+            self.type_field: webhook_type,
+            "configuration": config,
+            "date_created": now,
+            "date_updated": now,
         }
         return account.store.insert(self.table, webhook, parent=parent_sid)
 
     def fire(
-        self, account: Account, parent_sid: str, parent_params: Dict[str, Any], event_type: str, fields: Dict[str, Any],
-        actor: Actor, retries: Callable[[Doc], int],
+        self,
+        account: Account,
+        parent_sid: str,
+        parent_params: Dict[str, Any],
+        event_type: str,
+        fields: Dict[str, Any],
+        actor: Actor,
+        retries: Callable[[Doc], int],
     ) -> None:
         """Queue `event_type` for every matching webhook of the parent, if the actor's request fires webhooks."""
         if not actor.webhooks:

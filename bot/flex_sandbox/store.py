@@ -67,7 +67,7 @@ class Store:
         self._migrate()
         self._db.executescript(ACCOUNT_INDEXES)
 
-    def scoped(self, account: str) -> "AccountStore":
+    def scoped(self, account: str) -> AccountStore:
         """This database as one account sees it."""
         return AccountStore(self, account)
 
@@ -77,7 +77,7 @@ class Store:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator["Store"]:
+    def transaction(self) -> Iterator[Store]:
         """Group writes atomically; nested use joins the outer transaction."""
         with self._lock:
             outer = self._depth == 0
@@ -117,10 +117,12 @@ class Store:
             ).fetchone()
             owner = row[0] if row and row[0] else ""
             self._db.execute(
-                "UPDATE resources SET account = COALESCE(json_extract(doc, '$.account_sid'), ?) WHERE account = ''", (owner,))
+                "UPDATE resources SET account = COALESCE(json_extract(doc, '$.account_sid'), ?) WHERE account = ''", (owner,)
+            )
             self._db.execute(
                 "UPDATE deliveries SET account = COALESCE(json_extract(doc, '$.params.AccountSid'), ?) WHERE account = ''",
-                (owner,))
+                (owner,),
+            )
             if owner:
                 self._db.execute("UPDATE meta SET key = ? || ':' || key WHERE instr(key, ':') = 0", (owner,))
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -163,8 +165,10 @@ class Store:
     def replace(self, account: str, kind: str, doc: Doc) -> Doc:
         """Overwrite a resource document of `account`."""
         with self.transaction():
-            self._db.execute("UPDATE resources SET doc = ? WHERE kind = ? AND sid = ? AND account = ?",
-                             (json.dumps(doc), kind, doc["sid"], account))
+            self._db.execute(
+                "UPDATE resources SET doc = ? WHERE kind = ? AND sid = ? AND account = ?",
+                (json.dumps(doc), kind, doc["sid"], account),
+            )
         return doc
 
     def delete(self, account: str, kind: str, sid: str) -> bool:
@@ -174,8 +178,14 @@ class Store:
         return cur.rowcount > 0
 
     def list(
-        self, account: str, kind: str, parent: Optional[str] = None, offset: int = 0, limit: int = -1,
-        descending: bool = False, where: Optional[Dict[str, Any]] = None,
+        self,
+        account: str,
+        kind: str,
+        parent: Optional[str] = None,
+        offset: int = 0,
+        limit: int = -1,
+        descending: bool = False,
+        where: Optional[Dict[str, Any]] = None,
     ) -> Tuple[List[Doc], bool]:
         """A page of `account`'s resources in creation order, and whether more follow."""
         sql = "SELECT doc FROM resources WHERE account = ? AND kind = ?"
@@ -198,16 +208,18 @@ class Store:
     def count(self, account: str, kind: str, parent: str) -> int:
         """How many resources of a kind a parent of `account` has."""
         with self._lock:
-            row = self._db.execute("SELECT COUNT(*) FROM resources WHERE account = ? AND kind = ? AND parent = ?",
-                                   (account, kind, parent)).fetchone()
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM resources WHERE account = ? AND kind = ? AND parent = ?", (account, kind, parent)
+            ).fetchone()
         return int(row[0])
 
     # -- webhook outbox -------------------------------------------------------
     def add_delivery(self, account: str, queue: str, doc: Doc) -> int:
         """Queue a webhook delivery of `account` durably; returns its id."""
         with self.transaction():
-            cur = self._db.execute("INSERT INTO deliveries (queue, doc, account) VALUES (?, ?, ?)",
-                                   (queue, json.dumps(doc), account))
+            cur = self._db.execute(
+                "INSERT INTO deliveries (queue, doc, account) VALUES (?, ?, ?)", (queue, json.dumps(doc), account)
+            )
         assert cur.lastrowid is not None  # an INSERT always has one
         return cur.lastrowid
 
@@ -225,8 +237,10 @@ class Store:
     def pending_deliveries(self, account: str) -> List[Tuple[int, str]]:
         """`account`'s deliveries left over from a previous run, oldest first (other accounts' wait for them)."""
         with self._lock:
-            return [(r[0], r[1]) for r in self._db.execute(
-                "SELECT id, queue FROM deliveries WHERE account = ? ORDER BY id", (account,))]
+            return [
+                (r[0], r[1])
+                for r in self._db.execute("SELECT id, queue FROM deliveries WHERE account = ? ORDER BY id", (account,))
+            ]
 
 
 class AccountStore:
@@ -261,7 +275,12 @@ class AccountStore:
         return self.base.delete(self.account, kind, sid)
 
     def list(
-        self, kind: str, parent: Optional[str] = None, offset: int = 0, limit: int = -1, descending: bool = False,
+        self,
+        kind: str,
+        parent: Optional[str] = None,
+        offset: int = 0,
+        limit: int = -1,
+        descending: bool = False,
         where: Optional[Dict[str, Any]] = None,
     ) -> Tuple[List[Doc], bool]:
         return self.base.list(self.account, kind, parent, offset, limit, descending, where)

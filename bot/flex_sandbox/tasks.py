@@ -150,25 +150,40 @@ def view_message(t: Doc, message: Doc) -> Dict[str, Any]:
         role = "system"
     attached = message.get("media") or []
     return {
-        "sid": message["sid"], "index": message["index"], "author": author, "role": role,
-        "body": message.get("body") or "", "attributes": loads(message.get("attributes")),
-        "media": attached if isinstance(attached, list) else [attached], "date_created": message["date_created"],
+        "sid": message["sid"],
+        "index": message["index"],
+        "author": author,
+        "role": role,
+        "body": message.get("body") or "",
+        "attributes": loads(message.get("attributes")),
+        "media": attached if isinstance(attached, list) else [attached],
+        "date_created": message["date_created"],
     }
 
 
 def transcript(account: Account, sid: str) -> List[Dict[str, Any]]:
     """Every message of the task's chat, oldest first."""
     t = task(account, sid)
-    docs = chat.messages(account, t["channel_sid"]) if t["mode"] == "legacy" else conversations.messages(account, t["channel_sid"])
+    docs = (
+        chat.messages(account, t["channel_sid"]) if t["mode"] == "legacy" else conversations.messages(account, t["channel_sid"])
+    )
     return [view_message(t, m) for m in docs]
 
 
 def view(account: Account, t: Doc) -> Dict[str, Any]:
     """A task as the agent API returns it."""
     return {
-        "sid": t["sid"], "status": t["status"], "mode": t["mode"], "channel_sid": t["channel_sid"],
-        "service_sid": t["service_sid"], "agent": t["agent"], "ended_by": t.get("ended_by"),
-        "visitor_identity": t["visitor_identity"], "customer_friendly_name": t["customer_friendly_name"],
-        "chat_friendly_name": t["chat_friendly_name"], "pre_engagement_data": t["pre_engagement_data"],
-        "date_created": t["date_created"], "date_updated": t["date_updated"],
+        "sid": t["sid"],
+        "status": t["status"],
+        "mode": t["mode"],
+        "channel_sid": t["channel_sid"],
+        "service_sid": t["service_sid"],
+        "agent": t["agent"],
+        "ended_by": t.get("ended_by"),
+        "visitor_identity": t["visitor_identity"],
+        "customer_friendly_name": t["customer_friendly_name"],
+        "chat_friendly_name": t["chat_friendly_name"],
+        "pre_engagement_data": t["pre_engagement_data"],
+        "date_created": t["date_created"],
+        "date_updated": t["date_updated"],
     }

@@ -107,7 +107,7 @@ class WebhookDispatcher:
                 await self._deliver(doc)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - a broken receiver must never stop the queue
+            except Exception:
                 log.exception("webhook delivery %s failed unexpectedly", delivery_id)
             self.store.finish_delivery(delivery_id)
 
@@ -143,7 +143,7 @@ class WebhookDispatcher:
                         log.info("webhook %s delivered to %s (attempt %d)", event, doc["url"], attempt + 1)
                         return True
                     reason = f"HTTP {resp.status}"
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 reason = f"timeout after {WEBHOOK_TIMEOUT}s"
             except aiohttp.ClientError as e:
                 reason = f"{type(e).__name__}: {e}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs, urlencode
 
@@ -23,7 +23,7 @@ def new_sid(prefix: str) -> str:
 
 def now_iso() -> str:
     """The current time the way these APIs print it (ISO 8601, seconds, Z)."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def twilio_url(sub: str, path: str) -> str:
@@ -79,7 +79,7 @@ class Form:
         self.values = dict(values)
 
     @classmethod
-    def parse(cls, body: bytes) -> "Form":
+    def parse(cls, body: bytes) -> Form:
         """Parse an x-www-form-urlencoded body (invalid UTF-8 is a 400)."""
         try:
             text = body.decode("utf-8") if body else ""
@@ -164,6 +164,7 @@ class Paging:
 
     def envelope(self, key: str, sub: str, path: str, items: Sequence[Dict[str, Any]], has_more: bool) -> Dict[str, Any]:
         """The list body: items under `key` plus `meta` with page URLs."""
+
         def page_url(page: int, offset: Optional[int]) -> str:
             query: List[Tuple[str, str]] = [(k, v) for k, vs in self.filters.items() for v in vs]
             query += [("PageSize", str(self.page_size)), ("Page", str(page))]

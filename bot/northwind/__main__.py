@@ -120,30 +120,60 @@ def rasa_args(host: str, port: int, state_dir: Path, shop_port: int, auth_token:
     """`rasa run` for the demo. The widget needs socket.io and the history webhook, with CORS for
     the shop page (another port, so another origin), not the HTTP API: that is only enabled with a
     token, so no one reads or writes trackers without it, on the network or from a web page."""
-    args = [str(VENV_BIN / "rasa"), "run", "-m", str(MODELS_DIR), "--interface", host, "--port", str(port),
-            "--credentials", "credentials.yml", "--endpoints", str(state_dir / "endpoints.yml"),
-            "--cors", *shop_origins(host, shop_port)]
+    args = [
+        str(VENV_BIN / "rasa"),
+        "run",
+        "-m",
+        str(MODELS_DIR),
+        "--interface",
+        host,
+        "--port",
+        str(port),
+        "--credentials",
+        "credentials.yml",
+        "--endpoints",
+        str(state_dir / "endpoints.yml"),
+        "--cors",
+        *shop_origins(host, shop_port),
+    ]
     if auth_token:
         args += ["--enable-api", "--auth-token", auth_token]
     return args
 
 
-def services(rasa_port: int, actions_port: int, shop_port: int, state_dir: Path, host: str = DEFAULT_HOST,
-             auth_token: Optional[str] = None) -> List[Service]:
+def services(
+    rasa_port: int, actions_port: int, shop_port: int, state_dir: Path, host: str = DEFAULT_HOST, auth_token: Optional[str] = None
+) -> List[Service]:
     """What the demo runs, in start order, every server listening on `host` only."""
     python = sys.executable
     found: List[Service] = []
     if os.environ.get("TWILIO_API_BASE", "").strip():
-        found.append(Service("flex-sandbox", host, sandbox_port(),
-                             [python, "-m", "flex_sandbox", "--host", host], "/health", "/agent"))
+        found.append(
+            Service("flex-sandbox", host, sandbox_port(), [python, "-m", "flex_sandbox", "--host", host], "/health", "/agent")
+        )
     # rasa-sdk 3.6 has no --interface option; it binds to SANIC_HOST (default 0.0.0.0).
-    found.append(Service("action-server", host, actions_port,
-                         [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(actions_port)], "/health",
-                         env={"SANIC_HOST": host}))
+    found.append(
+        Service(
+            "action-server",
+            host,
+            actions_port,
+            [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(actions_port)],
+            "/health",
+            env={"SANIC_HOST": host},
+        )
+    )
     found.append(Service("rasa", host, rasa_port, rasa_args(host, rasa_port, state_dir, shop_port, auth_token), "/"))
     rasa_url = f"http://{url_host(host)}:{rasa_port}"
-    found.append(Service("shop", host, shop_port, [python, "-m", "northwind.widget", "--host", host, "--port", str(shop_port),
-                                                   "--rasa-url", rasa_url], "/health", "/"))
+    found.append(
+        Service(
+            "shop",
+            host,
+            shop_port,
+            [python, "-m", "northwind.widget", "--host", host, "--port", str(shop_port), "--rasa-url", rasa_url],
+            "/health",
+            "/",
+        )
+    )
     return found
 
 
@@ -151,7 +181,8 @@ def train_if_needed() -> None:
     """Train once; Rasa's fingerprinting makes this a no-op when nothing changed."""
     print("==> checking the model (trains only if the data changed)", flush=True)
     training = popen_tied(
-        [str(VENV_BIN / "rasa"), "train", "--fixed-model-name", "northwind", "--out", str(MODELS_DIR)], cwd=ROOT,
+        [str(VENV_BIN / "rasa"), "train", "--fixed-model-name", "northwind", "--out", str(MODELS_DIR)],
+        cwd=ROOT,
     )
     try:
         code = training.wait()
@@ -167,19 +198,26 @@ def main() -> int:
     """Start everything, print where to look, and stop it all on Ctrl-C."""
     load_dotenv()  # before the defaults below, so .env wins over them (the shell's variables win over .env)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--host", default=os.environ.get("DEMO_HOST", DEFAULT_HOST),
-                        help="the one address every server listens on and the URLs use (default: DEMO_HOST or "
-                             "127.0.0.1); for a demo other machines can open, this machine's LAN address")
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("DEMO_HOST", DEFAULT_HOST),
+        help="the one address every server listens on and the URLs use (default: DEMO_HOST or "
+        "127.0.0.1); for a demo other machines can open, this machine's LAN address",
+    )
     parser.add_argument("--rasa-port", type=int, default=int(os.environ.get("RASA_PORT", 5005)))
     parser.add_argument("--actions-port", type=int, default=int(os.environ.get("ACTIONS_PORT", 5055)))
     parser.add_argument("--shop-port", type=int, default=int(os.environ.get("SHOP_PORT", 8000)))
-    parser.add_argument("--state-dir", type=Path, default=ROOT / "var",
-                        help="logs, the sandbox database and the tracker store (default: var/)")
+    parser.add_argument(
+        "--state-dir", type=Path, default=ROOT / "var", help="logs, the sandbox database and the tracker store (default: var/)"
+    )
     args = parser.parse_args()
     host: str = args.host.strip()
     if is_wildcard(host):
-        print(f"!! --host/DEMO_HOST must be one address of this machine that browsers can open "
-              f"(127.0.0.1, or e.g. its LAN address), not {host or 'empty'}", file=sys.stderr)
+        print(
+            f"!! --host/DEMO_HOST must be one address of this machine that browsers can open "
+            f"(127.0.0.1, or e.g. its LAN address), not {host or 'empty'}",
+            file=sys.stderr,
+        )
         return 2
     auth_token = os.environ.get("RASA_AUTH_TOKEN", "").strip() or None
     state_dir: Path = args.state_dir.resolve()
@@ -196,8 +234,7 @@ def main() -> int:
             ours = _answers(s)
             what = f"{s.name} is already running at {s.url}" if ours else f"port {s.port} ({s.name}) is taken by another program"
             print(f"!! {what}", file=sys.stderr)
-        print("!! Stop the running demo (Ctrl-C in its terminal) or free the ports, then run `make demo` again.",
-              file=sys.stderr)
+        print("!! Stop the running demo (Ctrl-C in its terminal) or free the ports, then run `make demo` again.", file=sys.stderr)
         return 1
 
     train_if_needed()
@@ -209,9 +246,7 @@ def main() -> int:
     try:
         for s in plan:
             print(f"==> starting {s.name} on {s.url} (log: {log_dir / (s.name + '.log')})", flush=True)
-            running.append(
-                ServerProcess(s.name, s.args, s.url + s.health_path, log_dir, env=s.env, startup_timeout=300).start()
-            )
+            running.append(ServerProcess(s.name, s.args, s.url + s.health_path, log_dir, env=s.env, startup_timeout=300).start())
         print("\nEverything is up:")
         for s in plan:
             print(f"  {s.name:14s} {s.url}{s.open_path}")
@@ -221,8 +256,7 @@ def main() -> int:
         while not stop.wait(1):
             for p in running:
                 if p.proc.poll() is not None:
-                    print(f"!! {p.name} exited ({p.proc.returncode}); last lines of its log:\n{p.tail(20)}",
-                          file=sys.stderr)
+                    print(f"!! {p.name} exited ({p.proc.returncode}); last lines of its log:\n{p.tail(20)}", file=sys.stderr)
                     return 1
     except KeyboardInterrupt:
         pass

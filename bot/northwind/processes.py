@@ -83,7 +83,7 @@ def _die_with_parent() -> Optional[Callable[[], None]]:
     return preexec
 
 
-_spawn_requests: "queue.Queue[tuple]" = queue.Queue()
+_spawn_requests: queue.Queue[tuple] = queue.Queue()
 _spawner_lock = threading.Lock()
 _spawner: Optional[threading.Thread] = None
 
@@ -116,7 +116,7 @@ def popen_tied(args: Sequence[str], **kwargs: Any) -> subprocess.Popen:
         if _spawner is None:
             _spawner = threading.Thread(target=_spawner_loop, name="popen-tied-spawner", daemon=True)
             _spawner.start()
-    future: "concurrent.futures.Future[subprocess.Popen]" = concurrent.futures.Future()
+    future: concurrent.futures.Future[subprocess.Popen] = concurrent.futures.Future()
     _spawn_requests.put((future, list(args), kwargs))
     return future.result()
 
@@ -153,12 +153,16 @@ class ServerProcess:
         self.startup_timeout = startup_timeout
         self.proc: Optional[subprocess.Popen] = None
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
             self.proc = popen_tied(
-                self.args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                self.args,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
         finally:

@@ -61,9 +61,14 @@ class Sandbox:
         self.agent("DELETE", "/sandbox/faults").raise_for_status()
 
 
-def start_sandbox(log_dir: Path, name: str = "flex-sandbox", db: Optional[Path] = None,
-                  port: Optional[int] = None, extra_env: Optional[Dict[str, str]] = None,
-                  credentials: Optional[Dict[str, str]] = None) -> Sandbox:
+def start_sandbox(
+    log_dir: Path,
+    name: str = "flex-sandbox",
+    db: Optional[Path] = None,
+    port: Optional[int] = None,
+    extra_env: Optional[Dict[str, str]] = None,
+    credentials: Optional[Dict[str, str]] = None,
+) -> Sandbox:
     """Start `python -m flex_sandbox` as a real process and wait for /health.
 
     `credentials` (the four `TWILIO_*` variables of `CREDENTIALS`) run it as another account;
@@ -74,8 +79,14 @@ def start_sandbox(log_dir: Path, name: str = "flex-sandbox", db: Optional[Path] 
     storage = ["--db", str(db)] if db else ["--in-memory"]
     credentials = credentials or CREDENTIALS
     env = {**credentials, "TWILIO_API_BASE": "", "FLEX_SANDBOX_RETRY_DELAY": "0.05", **(extra_env or {})}
-    process = ServerProcess(name, [sys.executable, "-m", "flex_sandbox", "--port", str(port), *storage],
-                            f"{base_url}/health", log_dir, env=env, startup_timeout=30).start()
+    process = ServerProcess(
+        name,
+        [sys.executable, "-m", "flex_sandbox", "--port", str(port), *storage],
+        f"{base_url}/health",
+        log_dir,
+        env=env,
+        startup_timeout=30,
+    ).start()
     settings = settings_from_env({**credentials, "TWILIO_API_BASE": base_url, "PUBLIC_URL": "http://127.0.0.1:5005"})
     info = requests.get(f"{base_url}/health", timeout=5).json()
     return Sandbox(base_url, settings, twilio_client(settings), process, info)
@@ -168,8 +179,14 @@ class Stack:
     """Action server + Rasa server for one Flex mode, with the files they were started from."""
 
     def __init__(
-        self, mode: str, sandbox: AgentDesk, model: Path, workdir: Path, shell_wait: float = 4,
-        extra_channels: Sequence[str] = (), socketio_options: Optional[Dict[str, str]] = None,
+        self,
+        mode: str,
+        sandbox: AgentDesk,
+        model: Path,
+        workdir: Path,
+        shell_wait: float = 4,
+        extra_channels: Sequence[str] = (),
+        socketio_options: Optional[Dict[str, str]] = None,
     ) -> None:
         self.mode = mode
         self.sandbox = sandbox
@@ -193,8 +210,7 @@ class Stack:
             "  socketio_path: /socket.io\n"
             + "".join(f"  {key}: {value}\n" for key, value in (socketio_options or {}).items())
             + "rasa_flex_handoff.RestInput: {}\n"
-            "rest: {}\n"
-            + "".join(f"{channel}: {{}}\n" for channel in extra_channels)
+            "rest: {}\n" + "".join(f"{channel}: {{}}\n" for channel in extra_channels)
         )
         self.endpoints.write_text(
             f"action_endpoint:\n  url: http://127.0.0.1:{self.actions_port}/webhook\n"
@@ -204,7 +220,7 @@ class Stack:
         self.actions: Optional[ServerProcess] = None
         self.rasa: Optional[ServerProcess] = None
 
-    def start(self) -> "Stack":
+    def start(self) -> Stack:
         self.actions = ServerProcess(
             f"actions-{self.mode}",
             [str(VENV_BIN / "rasa"), "run", "actions", "--port", str(self.actions_port), "--actions", "actions"],
@@ -219,9 +235,19 @@ class Stack:
         self.rasa = ServerProcess(
             f"rasa-{self.mode}",
             [
-                str(VENV_BIN / "rasa"), "run", "--enable-api", "-m", str(self.model),
-                "--credentials", str(self.credentials), "--endpoints", str(self.endpoints),
-                "--port", str(self.rasa_port), "--interface", "127.0.0.1",
+                str(VENV_BIN / "rasa"),
+                "run",
+                "--enable-api",
+                "-m",
+                str(self.model),
+                "--credentials",
+                str(self.credentials),
+                "--endpoints",
+                str(self.endpoints),
+                "--port",
+                str(self.rasa_port),
+                "--interface",
+                "127.0.0.1",
             ],
             f"{self.url}/status",
             self.workdir,
@@ -233,9 +259,19 @@ class Stack:
         return ServerProcess(
             f"rasa-{self.mode}-replica",
             [
-                str(VENV_BIN / "rasa"), "run", "--enable-api", "-m", str(self.model),
-                "--credentials", str(self.credentials), "--endpoints", str(self.endpoints),
-                "--port", str(port), "--interface", "127.0.0.1",
+                str(VENV_BIN / "rasa"),
+                "run",
+                "--enable-api",
+                "-m",
+                str(self.model),
+                "--credentials",
+                str(self.credentials),
+                "--endpoints",
+                str(self.endpoints),
+                "--port",
+                str(port),
+                "--interface",
+                "127.0.0.1",
             ],
             f"http://127.0.0.1:{port}/status",
             self.workdir,
@@ -264,7 +300,12 @@ class Stack:
             return json.loads(r.read())
 
     def rest(
-        self, sender: str, message: str, channel: str = "handoff_rest", timeout: float = 30, metadata: Optional[Dict[str, Any]] = None
+        self,
+        sender: str,
+        message: str,
+        channel: str = "handoff_rest",
+        timeout: float = 30,
+        metadata: Optional[Dict[str, Any]] = None,
     ) -> List[Dict[str, Any]]:
         req = urllib.request.Request(
             f"{self.url}/webhooks/{channel}/webhook",
@@ -279,5 +320,3 @@ class Stack:
         with urllib.request.urlopen(f"{self.url}/webhooks/{channel}/messages?sender={sender}&since={since}", timeout=10) as r:
             found = json.loads(r.read())
         return {**found, "messages": [flat(m) for m in found["messages"]]}
-
-

@@ -276,9 +276,7 @@ def opening_message(events: Iterable[Any]) -> str:
 
 def access_token(settings: Settings, identity: str, service_sid: Optional[str]) -> str:
     """A Twilio access token with a chat grant, so a front end can use the Twilio SDK directly."""
-    token = AccessToken(
-        settings.account_sid, settings.api_key, settings.api_secret, identity=identity, ttl=settings.token_ttl
-    )
+    token = AccessToken(settings.account_sid, settings.api_key, settings.api_secret, identity=identity, ttl=settings.token_ttl)
     token.add_grant(ChatGrant(service_sid=service_sid))
     jwt = token.to_jwt()
     return jwt.decode() if isinstance(jwt, bytes) else jwt

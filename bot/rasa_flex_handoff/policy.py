@@ -47,9 +47,7 @@ def next_action(tracker: DialogueStateTracker) -> Optional[str]:
     return None
 
 
-@DefaultV1Recipe.register(
-    DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True
-)
+@DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.POLICY_WITHOUT_END_TO_END_SUPPORT, is_trainable=True)
 class HandoffPolicy(Policy):
     """Routes visitor turns to the agent while handed off; abstains otherwise. Needs no data."""
 
@@ -68,9 +66,7 @@ class HandoffPolicy(Policy):
     ) -> None:
         super().__init__(config, model_storage, resource, execution_context, featurizer)
 
-    def train(
-        self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any
-    ) -> Resource:
+    def train(self, training_trackers: List[TrackerWithCachedStates], domain: Domain, **kwargs: Any) -> Resource:
         """Nothing to learn: persist an empty resource so the model loads like any other.
 
         Checks the domain first: `rasa train` on a bot lacking something the handoff needs fails

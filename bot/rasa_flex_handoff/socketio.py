@@ -37,6 +37,7 @@ sanic_compat.apply()
 
 logger = logging.getLogger(__name__)
 
+
 class SocketIOOutput(RasaSocketIOOutput):
     """Rasa's socket.io output, plus handoff payloads (token, agent and system turns).
 
@@ -254,7 +255,12 @@ class SocketIOInput(InputChannel):
                 except ValueError:
                     metadata = {}
             message = visitor_message(
-                self, data.get("message", ""), output, sender_id, metadata, self.handoff.settings.signing_secret,
+                self,
+                data.get("message", ""),
+                output,
+                sender_id,
+                metadata,
+                self.handoff.settings.signing_secret,
                 self.visitor(metadata if isinstance(metadata, dict) else {}),
             )
             agent = socketio_webhook.ctx.app.ctx.agent

@@ -76,8 +76,14 @@ class AsyncSandboxHttpClient(AsyncTwilioHttpClient):
     ) -> Response:
         self._session_for_loop()
         return await super().request(
-            method, map_url(url, self.api_base), params, data, headers, auth,
-            timeout if timeout is not None else self.timeout, allow_redirects,
+            method,
+            map_url(url, self.api_base),
+            params,
+            data,
+            headers,
+            auth,
+            timeout if timeout is not None else self.timeout,
+            allow_redirects,
         )
 
 

@@ -137,8 +137,13 @@ def run(
 ) -> subprocess.CompletedProcess:
     """Run a command to completion; stdout and stderr together in `.stdout`."""
     return subprocess.run(
-        [str(a) for a in args], cwd=cwd, env=env, timeout=timeout,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [str(a) for a in args],
+        cwd=cwd,
+        env=env,
+        timeout=timeout,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -165,8 +170,23 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = work / "dist"
     with timed("pip wheel ."):
         check(
-            run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                 "--disable-pip-version-check", "-w", out, "."], cwd=source, timeout=300),
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "wheel",
+                    "--no-deps",
+                    "--no-build-isolation",
+                    "--no-index",
+                    "--disable-pip-version-check",
+                    "-w",
+                    out,
+                    ".",
+                ],
+                cwd=source,
+                timeout=300,
+            ),
             "pip wheel .",
         )
     wheels = sorted(out.glob("rasa_flex_handoff-*.whl"))
@@ -190,7 +210,7 @@ def parse_exports(text: str) -> Dict[str, str]:
     found: Dict[str, str] = {}
     for line in text.splitlines():
         if line.startswith("export ") and "=" in line:
-            name, value = line[len("export "):].split("=", 1)
+            name, value = line[len("export ") :].split("=", 1)
             found[name.strip()] = (shlex.split(value) or [""])[0]
     return found
 
@@ -229,10 +249,7 @@ class Venv:
 
     def env(self, **extra: str) -> Dict[str, str]:
         """The environment of every adopter process: this venv first on PATH, nothing pointing into the repository."""
-        env = {
-            k: v for k, v in os.environ.items()
-            if k not in LEAKY_NAMES and not k.startswith(LEAKY_PREFIXES)
-        }
+        env = {k: v for k, v in os.environ.items() if k not in LEAKY_NAMES and not k.startswith(LEAKY_PREFIXES)}
         path = [p for p in env.get("PATH", "").split(os.pathsep) if p and Path(p) != VENV_BIN]
         env.update(
             PATH=os.pathsep.join([str(self.bin), *path]),
@@ -257,8 +274,22 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     (v.site_packages / "pinned_stack.pth").write_text(f"{STACK_SITE}\n")
     with timed("pip install <wheel>"):
         check(
-            run([v.python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed",
-                 "--disable-pip-version-check", wheel], cwd=v.root.parent, env=v.env(), timeout=300),
+            run(
+                [
+                    v.python,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--no-deps",
+                    "--no-index",
+                    "--ignore-installed",
+                    "--disable-pip-version-check",
+                    wheel,
+                ],
+                cwd=v.root.parent,
+                env=v.env(),
+                timeout=300,
+            ),
             f"pip install {wheel.name}",
         )
     # `rasa` on PATH is this venv's (the console scripts of the repository venv are not here).
@@ -268,13 +299,24 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Venv:
     for script in CONSOLE_SCRIPTS:
         assert (v.bin / script).is_file(), f"pip installed no {script} console script into {v.bin}"
 
-    probe = check(run([v.python, "-c", (
-        "import importlib.util, json, sys\n"
-        "import rasa, rasa_sdk, rasa_flex_handoff, flex_sandbox\n"
-        "print(json.dumps({'plugin': rasa_flex_handoff.__file__, 'sandbox': flex_sandbox.__file__,\n"
-        "  'rasa': rasa.__file__, 'version': rasa_flex_handoff.__version__, 'path': sys.path,\n"
-        "  'northwind': importlib.util.find_spec('northwind') is not None}))"
-    )], cwd=v.root.parent, env=v.env()), "importing the installed packages")
+    probe = check(
+        run(
+            [
+                v.python,
+                "-c",
+                (
+                    "import importlib.util, json, sys\n"
+                    "import rasa, rasa_sdk, rasa_flex_handoff, flex_sandbox\n"
+                    "print(json.dumps({'plugin': rasa_flex_handoff.__file__, 'sandbox': flex_sandbox.__file__,\n"
+                    "  'rasa': rasa.__file__, 'version': rasa_flex_handoff.__version__, 'path': sys.path,\n"
+                    "  'northwind': importlib.util.find_spec('northwind') is not None}))"
+                ),
+            ],
+            cwd=v.root.parent,
+            env=v.env(),
+        ),
+        "importing the installed packages",
+    )
     found = json.loads(probe.stdout.strip().splitlines()[-1])
     for key in ("plugin", "sandbox"):
         assert Path(found[key]).is_relative_to(v.root), f"{key} imported from {found[key]}, not from the new venv {v.root}"
@@ -294,8 +336,15 @@ def fresh_project(venv: Venv, tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = tmp_path_factory.mktemp("rasa-init") / "starter"
     where.mkdir()
     with timed("rasa init --no-prompt (trains the starter bot)"):
-        result = check(run([venv.python, "-m", "rasa", "init", "--no-prompt", "--init-dir", where], cwd=where.parent,
-                           env=venv.env(), timeout=900), "rasa init")
+        result = check(
+            run(
+                [venv.python, "-m", "rasa", "init", "--no-prompt", "--init-dir", where],
+                cwd=where.parent,
+                env=venv.env(),
+                timeout=900,
+            ),
+            "rasa init",
+        )
     for name in ("domain.yml", "config.yml", "credentials.yml", "endpoints.yml", "actions/actions.py", "data/nlu.yml"):
         assert (where / name).is_file(), f"rasa init made no {name}:\n{tail(result.stdout)}"
     return where
@@ -473,7 +522,9 @@ def adopted(
     project.sandbox_env = parse_exports(exports.stdout)
     assert project.sandbox_env == {**DEVELOPMENT.as_env(), "TWILIO_API_BASE": project.sandbox_url}, exports.stdout
     project.sandbox = project.server(
-        "flex-sandbox", [venv.bin / "flex-sandbox", "--port", port, "--in-memory"], f"{project.sandbox_url}/health",
+        "flex-sandbox",
+        [venv.bin / "flex-sandbox", "--port", port, "--in-memory"],
+        f"{project.sandbox_url}/health",
         venv.env(**DEVELOPMENT.as_env()),
     )
     with timed(f"{variant}: flex-sandbox start"):
@@ -515,14 +566,29 @@ def stack(adopted: Project, mode: str) -> Iterator[Stack]:
     env = project.venv.env(**project.sandbox_env, PUBLIC_URL=url, FLEX_MODE=mode)
     py = project.venv.python
     actions = project.server(
-        f"actions-{mode}", [py, "-m", "rasa_sdk", "--actions", "actions", "--port", actions_port],
-        f"http://127.0.0.1:{actions_port}/health", env,
+        f"actions-{mode}",
+        [py, "-m", "rasa_sdk", "--actions", "actions", "--port", actions_port],
+        f"http://127.0.0.1:{actions_port}/health",
+        env,
     )
     rasa = project.server(
         f"rasa-{mode}",
-        [py, "-m", "rasa", "run", "--port", rasa_port, "--interface", "127.0.0.1",
-         "--credentials", "credentials.yml", "--endpoints", "endpoints.yml"],
-        f"{url}/", env,
+        [
+            py,
+            "-m",
+            "rasa",
+            "run",
+            "--port",
+            rasa_port,
+            "--interface",
+            "127.0.0.1",
+            "--credentials",
+            "credentials.yml",
+            "--endpoints",
+            "endpoints.yml",
+        ],
+        f"{url}/",
+        env,
     )
     s = Stack(project, mode, actions, rasa, url, project.channel())
     try:

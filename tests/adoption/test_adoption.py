@@ -141,8 +141,10 @@ async def full_handoff(stack: Stack, mode: str) -> None:
 
         # The visitor replies: it reaches the agent, and the bot keeps quiet.
         relayed_from = await visitor.say(VISITOR_REPLY)
-        await poll(lambda: [m for m in flex.transcript(task) if m["body"] == VISITOR_REPLY and m["author"] != AGENT],
-                   "visitor's reply in the Flex chat")
+        await poll(
+            lambda: [m for m in flex.transcript(task) if m["body"] == VISITOR_REPLY and m["author"] != AGENT],
+            "visitor's reply in the Flex chat",
+        )
 
         # The agent closes: the visitor is told, the bot is back.
         mark = len(visitor.messages)

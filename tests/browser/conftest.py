@@ -15,7 +15,11 @@ from northwind.processes import ROOT, ServerProcess, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 SCREENSHOTS = ROOT / "tests" / ".output" / "browser"
 LOGS = SCREENSHOTS / "logs"
@@ -108,11 +112,15 @@ class FakeRasa:
 
     def _process(self) -> ServerProcess:
         return ServerProcess(
-            "fake-rasa", [sys.executable, "-m", "tests.browser.fake_rasa", "--port", str(self.port), "--state", str(self.state)],
-            f"{self.url}/health", LOGS, env={"PYTHONPATH": str(ROOT)}, startup_timeout=60,
+            "fake-rasa",
+            [sys.executable, "-m", "tests.browser.fake_rasa", "--port", str(self.port), "--state", str(self.state)],
+            f"{self.url}/health",
+            LOGS,
+            env={"PYTHONPATH": str(ROOT)},
+            startup_timeout=60,
         )
 
-    def start(self) -> "FakeRasa":
+    def start(self) -> FakeRasa:
         self.process = self._process().start()
         return self
 
@@ -121,7 +129,10 @@ class FakeRasa:
 
     def post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(
-            f"{self.url}{path}", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST",
+            f"{self.url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
         )
         with urllib.request.urlopen(request, timeout=5) as r:
             return json.loads(r.read())
@@ -146,9 +157,22 @@ def fake_shop(fake_rasa) -> Iterator[str]:
     """The demo shop page (python -m northwind.widget) pointed at the fake Rasa server."""
     port = free_port()
     shop = ServerProcess(
-        "shop-fake", [sys.executable, "-m", "northwind.widget", "--port", str(port), "--rasa-url", fake_rasa.url,
-                      "--history-url", "{serverUrl}/history/{session_id}"],
-        f"http://127.0.0.1:{port}/health", LOGS, env={"PYTHONPATH": str(ROOT)}, startup_timeout=60,
+        "shop-fake",
+        [
+            sys.executable,
+            "-m",
+            "northwind.widget",
+            "--port",
+            str(port),
+            "--rasa-url",
+            fake_rasa.url,
+            "--history-url",
+            "{serverUrl}/history/{session_id}",
+        ],
+        f"http://127.0.0.1:{port}/health",
+        LOGS,
+        env={"PYTHONPATH": str(ROOT)},
+        startup_timeout=60,
     ).start()
     yield f"http://127.0.0.1:{port}/"
     shop.stop()

@@ -140,8 +140,10 @@ def create_app(state_path: Optional[Path]) -> Sanic:
     async def history(_: Request, session_id: str):
         if session_id not in store.data:
             return response.json({"messages": []}, status=404, headers={"Access-Control-Allow-Origin": "*"})
-        return response.json({"session_id": session_id, "messages": store.data[session_id]["messages"]},
-                             headers={"Access-Control-Allow-Origin": "*"})
+        return response.json(
+            {"session_id": session_id, "messages": store.data[session_id]["messages"]},
+            headers={"Access-Control-Allow-Origin": "*"},
+        )
 
     # The agent side, driven by tests.
     @app.post("/test/push")
@@ -152,8 +154,11 @@ def create_app(state_path: Optional[Path]) -> Sanic:
         conversation = store.session(body["session_id"])
         if payload.get("sender") == "agent":
             conversation["state"] = "agent"
-            payload = {"message_sid": "IM" + uuid.uuid4().hex,
-                       "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **payload}
+            payload = {
+                "message_sid": "IM" + uuid.uuid4().hex,
+                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                **payload,
+            }
         elif payload.get("event") == "agent_joined":
             conversation["state"] = "agent"
         await say(body["session_id"], payload)
@@ -162,8 +167,11 @@ def create_app(state_path: Optional[Path]) -> Sanic:
     @app.post("/test/agent_typing")
     async def agent_typing(request: Request):
         body = request.json
-        await sio.emit("agent_typing", {"typing": body.get("typing", True), "agent": {"name": body.get("agent", "Alex")}},
-                       room=body["session_id"])
+        await sio.emit(
+            "agent_typing",
+            {"typing": body.get("typing", True), "agent": {"name": body.get("agent", "Alex")}},
+            room=body["session_id"],
+        )
         return response.json({"ok": True})
 
     @app.get("/test/sessions/<session_id>")

@@ -6,7 +6,6 @@ socket.io connector (`rasa_flex_handoff.SocketIOInput`), and the shop page (`pyt
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from playwright.sync_api import expect
 
 from northwind.processes import ROOT, ServerProcess, free_port
+from northwind.servers import Stack, start_sandbox
 from tests.browser.agent_desktop import AgentDesktop
 from tests.browser.conftest import LOGS
 from tests.browser.visitor import Visitor
@@ -23,14 +23,6 @@ from tests.browser.visitor import Visitor
 XSS = '<img src=x onerror="window.__xss = 1">'
 AGENT = "Alex"
 TIMEOUT = 30_000  # the bot's first answers include model warm-up
-
-if importlib.util.find_spec("rasa_flex_handoff.socketio") is None or importlib.util.find_spec("flex_sandbox") is None:
-    pytest.skip("the handoff connector or the Flex sandbox is not there yet", allow_module_level=True)
-
-from northwind.servers import (
-    Stack,  # noqa: E402
-    start_sandbox,  # noqa: E402
-)
 
 
 class WebStack(Stack):
@@ -40,11 +32,25 @@ class WebStack(Stack):
         self.rasa = ServerProcess(
             "rasa-web",
             [
-                str(Path(sys.executable).parent / "rasa"), "run", "--enable-api", "--cors", "*", "-m", str(self.model),
-                "--credentials", str(self.credentials), "--endpoints", str(self.endpoints),
-                "--port", str(self.rasa_port), "--interface", "127.0.0.1",
+                str(Path(sys.executable).parent / "rasa"),
+                "run",
+                "--enable-api",
+                "--cors",
+                "*",
+                "-m",
+                str(self.model),
+                "--credentials",
+                str(self.credentials),
+                "--endpoints",
+                str(self.endpoints),
+                "--port",
+                str(self.rasa_port),
+                "--interface",
+                "127.0.0.1",
             ],
-            f"{self.url}/status", self.workdir, env=self.env,
+            f"{self.url}/status",
+            self.workdir,
+            env=self.env,
         ).start()
 
 
@@ -75,8 +81,12 @@ def web_stack(model, tmp_path_factory) -> Iterator[dict]:
         stack.start()
         port = free_port()
         shop = ServerProcess(
-            "shop", [sys.executable, "-m", "northwind.widget", "--port", str(port), "--rasa-url", stack.url],
-            f"http://127.0.0.1:{port}/health", workdir, env={"PYTHONPATH": str(ROOT)}, startup_timeout=60,
+            "shop",
+            [sys.executable, "-m", "northwind.widget", "--port", str(port), "--rasa-url", stack.url],
+            f"http://127.0.0.1:{port}/health",
+            workdir,
+            env={"PYTHONPATH": str(ROOT)},
+            startup_timeout=60,
         ).start()
         yield {"shop": f"http://127.0.0.1:{port}/", "desktop": sandbox.base_url, "stack": stack}
     finally:

@@ -65,7 +65,9 @@ def test_handoff_waiting_agent_typing_and_end_chat_with_transcript(fake_shop, fa
     assert visitor.messages("control").count() == 0, "the handoff token payload is not rendered"
     screenshots.take(page, "waiting-for-agent")
 
-    fake_rasa.push(session_id, {"text": "Alex joined the chat.", "sender": "system", "event": "agent_joined", "agent": {"name": "Alex"}})
+    fake_rasa.push(
+        session_id, {"text": "Alex joined the chat.", "sender": "system", "event": "agent_joined", "agent": {"name": "Alex"}}
+    )
     expect(waiting).to_be_hidden()
     fake_rasa.push(session_id, {"text": "Hi, I'm Alex. How can I help?", "sender": "agent", "agent": {"name": "Alex"}})
     agent_bubble = visitor.expect_text("agent", "Hi, I'm Alex")
@@ -98,7 +100,13 @@ def test_handoff_waiting_agent_typing_and_end_chat_with_transcript(fake_shop, fa
     download = download_info.value
     assert download.suggested_filename.startswith("chat-transcript-") and download.suggested_filename.endswith(".txt")
     transcript = open(download.path(), encoding="utf-8").read()
-    for line in ("You: hello", "Nori: Hi! I'm Nori", "Alex (agent): Hi, I'm Alex", "You: I need help with my order", "* The chat has ended."):
+    for line in (
+        "You: hello",
+        "Nori: Hi! I'm Nori",
+        "Alex (agent): Hi, I'm Alex",
+        "You: I need help with my order",
+        "* The chat has ended.",
+    ):
         assert line in transcript, transcript
 
 
@@ -161,9 +169,20 @@ def test_connection_loss_is_announced_and_missed_messages_are_filled_in(fake_sho
 
     # While the visitor is offline, the agent writes (the server records it).
     state = json.loads(fake_rasa.state.read_text())
-    state[session_id]["messages"].append({"sender": "agent", **on_the_wire(
-        {"sender": "agent", "text": "Sent while you were offline", "agent": {"name": "Alex"},
-         "message_sid": "IMmissed", "timestamp": "2030-01-01T00:00:00Z"})})
+    state[session_id]["messages"].append(
+        {
+            "sender": "agent",
+            **on_the_wire(
+                {
+                    "sender": "agent",
+                    "text": "Sent while you were offline",
+                    "agent": {"name": "Alex"},
+                    "message_sid": "IMmissed",
+                    "timestamp": "2030-01-01T00:00:00Z",
+                }
+            ),
+        }
+    )
     fake_rasa.state.write_text(json.dumps(state))
     fake_rasa.start()
 
@@ -175,7 +194,9 @@ def test_connection_loss_is_announced_and_missed_messages_are_filled_in(fake_sho
 
     visitor.send("still there?")
     visitor.expect_text("visitor", "still there?")
-    wait_for(lambda: "still there?" in [m["text"] for m in fake_rasa.session(session_id)["messages"]], 5, "message after reconnect")
+    wait_for(
+        lambda: "still there?" in [m["text"] for m in fake_rasa.session(session_id)["messages"]], 5, "message after reconnect"
+    )
 
 
 def test_unread_badge_while_minimised_and_escape_minimises(fake_shop, fake_rasa, new_page, screenshots):
@@ -241,7 +262,8 @@ def layout(page) -> dict:
         innerWidth: innerWidth, innerHeight: innerHeight,
         clientWidth: document.documentElement.clientWidth, clientHeight: document.documentElement.clientHeight,
         scrollWidth: document.documentElement.scrollWidth,
-        wider: [...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
+        wider: [...document.querySelectorAll("body *")]
+            .filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5)
             .slice(0, 5).map(e => e.outerHTML.slice(0, 120)),
     })""")
 

@@ -13,7 +13,7 @@ class Visitor:
     def __init__(self, page: Page) -> None:
         self.page = page
 
-    def visit(self, url: str) -> "Visitor":
+    def visit(self, url: str) -> Visitor:
         self.page.goto(url)
         expect(self.launcher).to_be_visible(timeout=TIMEOUT)
         return self
@@ -43,7 +43,7 @@ class Visitor:
             return self.messages("system").filter(has_text=text)
         return self.messages(sender).locator(".hw-bubble", has_text=text)
 
-    def open_chat(self) -> "Visitor":
+    def open_chat(self) -> Visitor:
         if self.launcher.get_attribute("aria-expanded") != "true":
             self.launcher.click()
         expect(self.panel).to_be_visible()

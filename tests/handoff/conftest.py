@@ -20,6 +20,7 @@ MODES = ["conversations", "legacy"]
 # Our REST channel under another name, as a user might subclass it (tests/handoff/renamed_channel.py).
 RENAMED_CHANNEL = "tests.handoff.renamed_channel.SupportChatInput"
 
+
 @pytest.fixture(scope="session")
 def handoff_model(request: pytest.FixtureRequest) -> Path:
     """The project's model (tests/conftest.py trains it when data changed), or HANDOFF_TEST_MODEL."""
@@ -46,17 +47,23 @@ def stream(
     req = urllib.request.Request(
         f"{stack.url}/webhooks/rest/webhook?stream=true",
         data=json.dumps({"sender": sender, "message": message, "input_channel": input_channel, "metadata": metadata}).encode(),
-        headers={"Content-Type": "application/json"}, method="POST",
+        headers={"Content-Type": "application/json"},
+        method="POST",
     )
     with urllib.request.urlopen(req, timeout=10) as r:  # rasa shell's default stream timeout is 10 s
         return [json.loads(line) for line in r.read().decode().splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session", params=MODES)
-def stack(request: pytest.FixtureRequest, sandbox: AgentDesk, handoff_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(
+    request: pytest.FixtureRequest, sandbox: AgentDesk, handoff_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
     """A running action server + Rasa server per Flex mode, shared by the tests of that mode."""
     s = Stack(
-        request.param, sandbox, handoff_model, tmp_path_factory.mktemp(f"stack-{request.param}"),
+        request.param,
+        sandbox,
+        handoff_model,
+        tmp_path_factory.mktemp(f"stack-{request.param}"),
         extra_channels=[RENAMED_CHANNEL],
     ).start()
     yield s
@@ -120,12 +127,16 @@ class Visitor:
     def texts(self) -> List[str]:
         return [m.get("text", "") for m in list(self.messages)]
 
-    def wait_for(self, predicate: Callable[[Dict[str, Any]], bool], what: str, timeout: float = 20, start: int = 0) -> Dict[str, Any]:
+    def wait_for(
+        self, predicate: Callable[[Dict[str, Any]], bool], what: str, timeout: float = 20, start: int = 0
+    ) -> Dict[str, Any]:
         """The first message (from position `start`) matching `predicate`."""
         return wait_for(lambda: next((m for m in list(self.messages)[start:] if predicate(m)), None), timeout, what)
 
     def wait_for_text(self, fragment: str, timeout: float = 20, start: int = 0) -> Dict[str, Any]:
-        return self.wait_for(lambda m: fragment.lower() in (m.get("text") or "").lower(), f"message containing {fragment!r}", timeout, start)
+        return self.wait_for(
+            lambda m: fragment.lower() in (m.get("text") or "").lower(), f"message containing {fragment!r}", timeout, start
+        )
 
     def close(self) -> None:
         if not self.thread.is_alive():
@@ -159,7 +170,5 @@ def handed_off(stack: Stack, visitor: Visitor, timeout: float = 30, metadata: Op
     start = len(visitor.messages)
     visitor.say("/talk_to_agent", metadata)
     visitor.wait_for(lambda m: m.get("event") == "connecting", "connecting notice", timeout, start)
-    channel_sid = wait_for(
-        lambda: stack.tracker(visitor.session_id)["slots"].get("handoff_channel_sid"), 10, "handoff slots"
-    )
+    channel_sid = wait_for(lambda: stack.tracker(visitor.session_id)["slots"].get("handoff_channel_sid"), 10, "handoff slots")
     return wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Text
-
 from rasa_flex_handoff.rest import RestInput
 
 
@@ -11,5 +9,5 @@ class SupportChatInput(RestInput):
     """Our REST channel, renamed as a user might subclass it (served at /webhooks/support_chat/...)."""
 
     @classmethod
-    def name(cls) -> Text:
+    def name(cls) -> str:
         return "support_chat"

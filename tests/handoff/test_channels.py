@@ -47,7 +47,8 @@ def test_rasa_restart_mid_handoff_continues_the_chat(own_stack: Stack) -> None:
         visitor.say("after restart from the visitor")
         wait_for(
             lambda: any(m["body"] == "after restart from the visitor" for m in stack.sandbox.transcript(task["sid"])),
-            15, "visitor message relayed after restart",
+            15,
+            "visitor message relayed after restart",
         )
         stack.sandbox.end(task["sid"])
         visitor.wait_for(lambda m: m.get("event") == "bot_resumed", "bot resumed after restart")
@@ -68,10 +69,21 @@ def test_two_concurrent_visitors_never_see_each_others_messages(stack: Stack, vi
         stack.sandbox.send(tasks["anna"]["sid"], f"to anna {n}", agent="agent-anna")
         stack.sandbox.send(tasks["bert"]["sid"], f"to bert {n}", agent="agent-bert")
     for who, v in (("anna", anna), ("bert", bert)):
-        wait_for(lambda: [m["text"] for m in v.messages if m.get("sender") == "agent"] == [f"to {who} {n}" for n in range(3)],
-                 15, f"{who}'s agent messages")
-        wait_for(lambda: [m["body"] for m in stack.sandbox.transcript(tasks[who]["sid"]) if m["role"] == "customer"]
-                 == [OPENING_MESSAGE] + [f"{who} {n}" for n in range(3)], 15, f"{who}'s lines at her/his agent")
+        wait_for(
+            lambda v=v, who=who: (
+                [m["text"] for m in v.messages if m.get("sender") == "agent"] == [f"to {who} {n}" for n in range(3)]
+            ),
+            15,
+            f"{who}'s agent messages",
+        )
+        wait_for(
+            lambda who=who: (
+                [m["body"] for m in stack.sandbox.transcript(tasks[who]["sid"]) if m["role"] == "customer"]
+                == [OPENING_MESSAGE] + [f"{who} {n}" for n in range(3)]
+            ),
+            15,
+            f"{who}'s lines at her/his agent",
+        )
     assert not any("bert" in (m.get("text") or "") for m in anna.messages)
     assert not any("anna" in (m.get("text") or "") for m in bert.messages)
 
@@ -96,7 +108,9 @@ def test_rest_channel_handoff(stack: Stack) -> None:
     assert message["sender"] == "agent" and message["agent"]["name"] == AGENT
     since = stack.rest_messages(sender)["next"]
     stack.sandbox.end(task["sid"])
-    wait_for(lambda: any(m.get("event") == "bot_resumed" for m in stack.rest_messages(sender, since)["messages"]), 15, "bot resumed")
+    wait_for(
+        lambda: any(m.get("event") == "bot_resumed" for m in stack.rest_messages(sender, since)["messages"]), 15, "bot resumed"
+    )
     assert any("Visa" in m.get("text", "") for m in stack.rest(sender, "/ask_payment"))
 
 
@@ -120,7 +134,9 @@ def test_shell_path_polls_flex_within_the_turn(stack: Stack) -> None:
 
     # Nothing from the agent within HANDOFF_SHELL_WAIT (4 s in tests): a short note instead.
     replies = stream(stack, sender, "anyone there?")
-    assert [m["text"] for m in replies] == ["(Sent to the agent. Their reply will show up here, at the latest with your next message.)"]
+    assert [m["text"] for m in replies] == [
+        "(Sent to the agent. Their reply will show up here, at the latest with your next message.)"
+    ]
     # The agent replies later; it shows with the next line, and is never shown twice.
     stack.sandbox.send(task["sid"], "sorry, I was away")
     replies = stream(stack, sender, "ok")
@@ -143,7 +159,10 @@ def test_shell_path_end_chat(stack: Stack) -> None:
     channel_sid = stack.tracker(sender)["slots"]["handoff_channel_sid"]
     task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
     replies = stream(stack, sender, "/end_chat")
-    assert [m["text"] for m in replies] == ["You have left the chat with the agent.", "You're back with the bot. How else can I help?"]
+    assert [m["text"] for m in replies] == [
+        "You have left the chat with the agent.",
+        "You're back with the bot. How else can I help?",
+    ]
     wait_for(lambda: stack.sandbox.task_for(task["channel_sid"])["status"] not in ("pending", "accepted"), 10, "Flex task ended")
 
 
@@ -152,7 +171,9 @@ def test_stock_rest_channel_polls_and_never_gets_the_token(stack: Stack) -> None
     # Rasa's own channels pass client metadata through: asking, or claiming our connector's capabilities, gets nothing.
     forged = {"handoff_access_token": True, "handoff_connector": {"webhook_path": "/webhooks/rest/flex", "access_token": True}}
     replies = stream(stack, sender, "/talk_to_agent", input_channel="rest", metadata=forged)
-    assert [m.get("text") for m in replies] == ["Connecting you to an agent. Please hold on, someone will be with you shortly."], replies
+    assert [m.get("text") for m in replies] == [
+        "Connecting you to an agent. Please hold on, someone will be with you shortly."
+    ], replies
     assert not any("custom" in m for m in replies)
     channel_sid = stack.tracker(sender)["slots"]["handoff_channel_sid"]
     task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
@@ -199,11 +220,19 @@ def test_a_renamed_subclass_of_the_channel_gets_webhooks_and_no_unasked_token(st
     task = wait_for(lambda: stack.sandbox.task_for(channel_sid), 10, "Flex task")
     stack.sandbox.accept(task["sid"])
     stack.sandbox.send(task["sid"], "to the renamed channel")
-    # Nothing polls Flex on this path: the agent's message is in the tracker only if its webhook reached /webhooks/support_chat/flex.
+    # Nothing polls Flex on this path: the agent's message is in the tracker only if its webhook
+    # reached /webhooks/support_chat/flex.
     message = wait_for(
-        lambda: next((m for m in stack.rest_messages(sender, channel="support_chat")["messages"]
-                      if m.get("body") == "to the renamed channel"), None),
-        15, "agent message by webhook",
+        lambda: next(
+            (
+                m
+                for m in stack.rest_messages(sender, channel="support_chat")["messages"]
+                if m.get("body") == "to the renamed channel"
+            ),
+            None,
+        ),
+        15,
+        "agent message by webhook",
     )
     assert message["sender"] == "agent"
     stack.sandbox.end(task["sid"])

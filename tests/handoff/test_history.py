@@ -40,8 +40,10 @@ def turns(body: Dict[str, Any]) -> List[Tuple[str, str]]:
 def agent_turns(stack: Stack, session_id: str, text: str) -> List[Dict[str, Any]]:
     """Tracker events recording the agent's `text`."""
     return [
-        e for e in stack.tracker(session_id)["events"]
-        if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"
+        e
+        for e in stack.tracker(session_id)["events"]
+        if e["event"] == "bot"
+        and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"
         and e["metadata"]["handoff"].get("body") == text
     ]
 
@@ -153,7 +155,8 @@ def test_agent_message_sent_while_rasa_was_down_reaches_the_visitor_once(restart
         visitor.say("still relayed after the catch-up")
         wait_for(
             lambda: any(m["body"] == "still relayed after the catch-up" for m in stack.sandbox.transcript(task["sid"])),
-            15, "relay after the catch-up",
+            15,
+            "relay after the catch-up",
         )
     finally:
         if visitor is not None:
@@ -174,7 +177,7 @@ def test_chat_closed_while_rasa_was_down_hands_back_to_the_bot(restartable: Stac
     status, body = history(stack, session_id)
     assert status == 200
     said = turns(body)
-    tail = said[said.index(("agent", "last words before closing")):]
+    tail = said[said.index(("agent", "last words before closing")) :]
     assert tail == [("agent", "last words before closing"), ("system", "chat_closed"), ("system", "bot_resumed")], said
     slots = stack.tracker(session_id)["slots"]
     assert slots["handoff_status"] is None and slots["handoff_channel_sid"] is None
@@ -243,8 +246,12 @@ def test_agent_joining_and_leaving_while_rasa_was_down_is_announced_in_order_onc
         status, body = history(stack, session_id)
         assert status == 200
         said = turns(body)
-        tail = said[said.index(("system", "agent_joined")):]
-        assert tail == [("system", "agent_joined"), ("agent", "hello from an agent you did not see join"), ("system", "agent_left")]
+        tail = said[said.index(("system", "agent_joined")) :]
+        assert tail == [
+            ("system", "agent_joined"),
+            ("agent", "hello from an agent you did not see join"),
+            ("system", "agent_left"),
+        ]
         assert again.messages == []
     finally:
         again.close()

@@ -20,8 +20,13 @@ NAMESPACE = "/support"
 
 @pytest.fixture(scope="module")
 def namespaced(sandbox: AgentDesk, handoff_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack("conversations", sandbox, handoff_model, tmp_path_factory.mktemp("stack-namespace"),
-                  socketio_options={"namespace": NAMESPACE}).start()
+    stack = Stack(
+        "conversations",
+        sandbox,
+        handoff_model,
+        tmp_path_factory.mktemp("stack-namespace"),
+        socketio_options={"namespace": NAMESPACE},
+    ).start()
     yield stack
     stack.stop()
 

@@ -60,7 +60,7 @@ class LoadBalancer:
         balancer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 balancer.forward(self)
 
             def log_message(self, *args: Any) -> None:
@@ -70,7 +70,7 @@ class LoadBalancer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "LoadBalancer":
+    def start(self) -> LoadBalancer:
         self.thread.start()
         return self
 
@@ -101,7 +101,7 @@ class LoadBalancer:
         self.hits.append((str(target), handler.path, status))
         try:
             handler.send_response(status)
-            for key, value in (reply_headers.items() if reply_headers else []):
+            for key, value in reply_headers.items() if reply_headers else []:
                 if key.lower() not in HOP_BY_HOP:
                     handler.send_header(key, value)
             handler.send_header("Content-Length", str(len(payload)))
@@ -138,8 +138,16 @@ class Replica:
 class Cluster:
     """Redis, the public load balancer, action servers per Flex mode and replicas A, B (REDIS_URL set) and C (unset)."""
 
-    def __init__(self, sandbox: AgentDesk, redis_port: int, balancer: LoadBalancer, action_router: LoadBalancer,
-                 actions: Dict[str, ServerProcess], action_urls: Dict[str, str], replicas: Dict[str, Replica]) -> None:
+    def __init__(
+        self,
+        sandbox: AgentDesk,
+        redis_port: int,
+        balancer: LoadBalancer,
+        action_router: LoadBalancer,
+        actions: Dict[str, ServerProcess],
+        action_urls: Dict[str, str],
+        replicas: Dict[str, Replica],
+    ) -> None:
         self.sandbox = sandbox
         self.redis_port = redis_port
         self.balancer = balancer
@@ -180,7 +188,10 @@ def redis_port(log_dir: Path) -> Iterator[int]:
     process = ServerProcess(
         "redis",
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        None, log_dir, health=client.ping, startup_timeout=30,
+        None,
+        log_dir,
+        health=client.ping,
+        startup_timeout=30,
     ).start()
     yield port
     process.stop()
@@ -222,8 +233,9 @@ def start_all(processes: List[ServerProcess]) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(sandbox: AgentDesk, handoff_model: Path, log_dir: Path, redis_port: int,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+def cluster(
+    sandbox: AgentDesk, handoff_model: Path, log_dir: Path, redis_port: int, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Cluster]:
     workdir = tmp_path_factory.mktemp("replicas")
     model = stable_copy(handoff_model, workdir)
     balancer = LoadBalancer().start()
@@ -252,7 +264,10 @@ def cluster(sandbox: AgentDesk, handoff_model: Path, log_dir: Path, redis_port: 
             actions[mode] = ServerProcess(
                 f"actions-{mode}",
                 [str(VENV_BIN / "rasa"), "run", "actions", "--port", action_urls[mode].rsplit(":", 1)[1], "--actions", "actions"],
-                f"{action_urls[mode]}/health", log_dir, env={**env, "FLEX_MODE": mode}, startup_timeout=RASA_STARTUP,
+                f"{action_urls[mode]}/health",
+                log_dir,
+                env={**env, "FLEX_MODE": mode},
+                startup_timeout=RASA_STARTUP,
             )
         socket_redis = f"redis://127.0.0.1:{redis_port}/2"
         replicas: Dict[str, Replica] = {}
@@ -261,11 +276,23 @@ def cluster(sandbox: AgentDesk, handoff_model: Path, log_dir: Path, redis_port: 
             process = ServerProcess(
                 f"rasa-{name}",
                 [
-                    str(VENV_BIN / "rasa"), "run", "--enable-api", "-m", str(model),
-                    "--credentials", str(credentials), "--endpoints", str(endpoints),
-                    "--port", str(port), "--interface", "127.0.0.1",
+                    str(VENV_BIN / "rasa"),
+                    "run",
+                    "--enable-api",
+                    "-m",
+                    str(model),
+                    "--credentials",
+                    str(credentials),
+                    "--endpoints",
+                    str(endpoints),
+                    "--port",
+                    str(port),
+                    "--interface",
+                    "127.0.0.1",
                 ],
-                f"http://127.0.0.1:{port}/status", log_dir, env={**env, "REDIS_URL": redis_url},
+                f"http://127.0.0.1:{port}/status",
+                log_dir,
+                env={**env, "REDIS_URL": redis_url},
                 startup_timeout=RASA_STARTUP,
             )
             replicas[name] = Replica(name, sandbox, process, port)
@@ -334,8 +361,10 @@ def visitor_on_a(cluster: Cluster) -> Iterator[Visitor]:
 
 def agent_turns(tracker: Dict[str, Any], text: str) -> List[Dict[str, Any]]:
     return [
-        e for e in tracker["events"]
-        if e.get("event") == "bot" and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"
+        e
+        for e in tracker["events"]
+        if e.get("event") == "bot"
+        and ((e.get("metadata") or {}).get("handoff") or {}).get("role") == "agent"
         and e["metadata"]["handoff"].get("body") == text
     ]
 
@@ -386,8 +415,11 @@ def test_agent_messages_reach_the_visitor_through_redis_from_the_other_replica(
         assert delivered_line(task["channel_sid"]) in b.log() and delivered_line(task["channel_sid"]) not in a.log()
 
         visitor.say("visitor again, on replica A")
-        wait_for(lambda: any(m["body"] == "visitor again, on replica A" for m in desk.transcript(task["sid"])), 15,
-                 "visitor's next message at the agent")
+        wait_for(
+            lambda: any(m["body"] == "visitor again, on replica A" for m in desk.transcript(task["sid"])),
+            15,
+            "visitor's next message at the agent",
+        )
 
         start = len(visitor.messages)
         desk.end(task["sid"])

@@ -43,15 +43,22 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     for n in range(3):
         visitor.say(f"visitor line {n}")
     wait_for(
-        lambda: [m["body"] for m in stack.sandbox.transcript(task["sid"]) if m["body"].startswith("visitor line")]
-        == ["visitor line 0", "visitor line 1", "visitor line 2"],
-        15, "visitor lines at the agent, in order",
+        lambda: (
+            [m["body"] for m in stack.sandbox.transcript(task["sid"]) if m["body"].startswith("visitor line")]
+            == ["visitor line 0", "visitor line 1", "visitor line 2"]
+        ),
+        15,
+        "visitor lines at the agent, in order",
     )
     for n in range(3):
         stack.sandbox.send(task["sid"], f"agent line {n}")
     wait_for(
-        lambda: [m["text"] for m in visitor.messages if m.get("sender") == "agent"] == ["agent line 0", "agent line 1", "agent line 2"],
-        15, "agent lines at the visitor, in order",
+        lambda: (
+            [m["text"] for m in visitor.messages if m.get("sender") == "agent"]
+            == ["agent line 0", "agent line 1", "agent line 2"]
+        ),
+        15,
+        "agent lines at the visitor, in order",
     )
     agent_message = next(m for m in visitor.messages if m.get("sender") == "agent")
     assert agent_message["agent"]["name"] == AGENT and agent_message["message_sid"].startswith("IM")
@@ -62,7 +69,11 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     tracker = stack.tracker(visitor.session_id)
     relayed = [e["text"] for e in tracker["events"] if e["event"] == "user" and e["text"].startswith("visitor line")]
     assert relayed == ["visitor line 0", "visitor line 1", "visitor line 2"]  # recorded as the visitor's turns
-    agent_turns = [e for e in tracker["events"] if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"]
+    agent_turns = [
+        e
+        for e in tracker["events"]
+        if e["event"] == "bot" and (e.get("metadata") or {}).get("handoff", {}).get("role") == "agent"
+    ]
     assert [e["text"] for e in agent_turns] == [f"{AGENT}: agent line {n}" for n in range(3)]
     assert [e["metadata"]["handoff"]["body"] for e in agent_turns] == [f"agent line {n}" for n in range(3)]
     assert tracker["slots"]["handoff_status"] == "active"
@@ -84,7 +95,11 @@ def test_visitor_ends_chat(stack: Stack, visitors) -> None:
     stack.sandbox.accept(task["sid"])
     mark = len(visitor.messages)
     visitor.say("/end_chat")
-    visitor.wait_for(lambda m: "back with the bot" in (m.get("text") or "").lower() or "bot is back" in (m.get("text") or "").lower(), "bot back", start=mark)
+    visitor.wait_for(
+        lambda m: "back with the bot" in (m.get("text") or "").lower() or "bot is back" in (m.get("text") or "").lower(),
+        "bot back",
+        start=mark,
+    )
     wait_for(lambda: stack.sandbox.task_for(task["channel_sid"])["status"] not in ("pending", "accepted"), 10, "Flex task ended")
     assert stack.tracker(visitor.session_id)["slots"]["handoff_status"] is None
     mark = len(visitor.messages)

@@ -38,8 +38,21 @@ def test_the_rasa_server_stops_naming_a_missing_setting(trained_model: Path, tmp
     credentials = tmp_path / "credentials.yml"
     credentials.write_text("rasa_flex_handoff.SocketIOInput:\n  session_persistence: true\n")
     env = base_env("http://127.0.0.1:1")  # no PUBLIC_URL
-    result = run([str(VENV_BIN / "rasa"), "run", "-m", str(trained_model), "--credentials", str(credentials),
-                  "--port", str(free_port()), "--interface", "127.0.0.1"], env)
+    result = run(
+        [
+            str(VENV_BIN / "rasa"),
+            "run",
+            "-m",
+            str(trained_model),
+            "--credentials",
+            str(credentials),
+            "--port",
+            str(free_port()),
+            "--interface",
+            "127.0.0.1",
+        ],
+        env,
+    )
     assert result.returncode != 0, result.stdout[-3000:]
     assert "HandoffSetupError: Flex handoff settings: missing PUBLIC_URL" in result.stdout, result.stdout[-3000:]
     assert "Traceback" not in result.stdout, result.stdout[-3000:]
@@ -50,9 +63,23 @@ def test_a_channel_may_set_a_setting_in_credentials_yml(trained_model: Path, tmp
     credentials = tmp_path / "credentials.yml"
     credentials.write_text("rasa_flex_handoff.RestInput:\n  public_url: ${WIDGET_PUBLIC_URL}\n  twilio_timeout: soon\n")
     env = {**base_env("http://127.0.0.1:1"), "WIDGET_PUBLIC_URL": "https://widget.example.com"}
-    result = run([str(VENV_BIN / "rasa"), "run", "-m", str(trained_model), "--credentials", str(credentials),
-                  "--port", str(free_port()), "--interface", "127.0.0.1"], env)
+    result = run(
+        [
+            str(VENV_BIN / "rasa"),
+            "run",
+            "-m",
+            str(trained_model),
+            "--credentials",
+            str(credentials),
+            "--port",
+            str(free_port()),
+            "--interface",
+            "127.0.0.1",
+        ],
+        env,
+    )
     # PUBLIC_URL came from credentials.yml, so the only problem left is the channel's own bad value.
     assert "HandoffSetupError: Flex handoff settings: malformed TWILIO_TIMEOUT (expected a float)" in result.stdout, (
-        result.stdout[-3000:])
+        result.stdout[-3000:]
+    )
     assert "missing" not in result.stdout.split("HandoffSetupError")[1].splitlines()[0]

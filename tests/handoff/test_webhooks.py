@@ -20,10 +20,26 @@ def webhook_url(stack: Stack, sender_id: str) -> str:
 
 def agent_message_form(stack: Stack, channel_sid: str, message_sid: str, body: str, index: int) -> Dict[str, str]:
     if stack.mode == "conversations":
-        return {"EventType": "onMessageAdded", "ConversationSid": channel_sid, "MessageSid": message_sid,
-                "Author": AGENT, "Body": body, "Index": str(index), "Source": "SDK", "RetryCount": "0"}
-    return {"EventType": "onMessageSent", "ChannelSid": channel_sid, "MessageSid": message_sid,
-            "From": AGENT, "Body": body, "Index": str(index), "Source": "SDK", "RetryCount": "0"}
+        return {
+            "EventType": "onMessageAdded",
+            "ConversationSid": channel_sid,
+            "MessageSid": message_sid,
+            "Author": AGENT,
+            "Body": body,
+            "Index": str(index),
+            "Source": "SDK",
+            "RetryCount": "0",
+        }
+    return {
+        "EventType": "onMessageSent",
+        "ChannelSid": channel_sid,
+        "MessageSid": message_sid,
+        "From": AGENT,
+        "Body": body,
+        "Index": str(index),
+        "Source": "SDK",
+        "RetryCount": "0",
+    }
 
 
 def body_of(event: Dict[str, Any]) -> Optional[str]:
@@ -109,7 +125,11 @@ def test_signed_webhook_with_blank_values_is_accepted(stack: Stack, visitors) ->
     visitor = visitors()
     task = handed_off(stack, visitor)
     url = webhook_url(stack, visitor.session_id)
-    form = {**agent_message_form(stack, task["channel_sid"], "IM" + "b" * 32, "with blanks", 60), "Attributes": "", "ParticipantSid": ""}
+    form = {
+        **agent_message_form(stack, task["channel_sid"], "IM" + "b" * 32, "with blanks", 60),
+        "Attributes": "",
+        "ParticipantSid": "",
+    }
     assert post(url, form, RequestValidator(DEVELOPMENT.auth_token).compute_signature(url, form)).status_code < 300
     visitor.wait_for(lambda m: m.get("text") == "with blanks", "delivered")
 

@@ -56,8 +56,9 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
         chat = new_web_chat(a)
         a_conversation = a.client.conversations.v1.conversations(chat.conversation_sid)
         a_message = a_conversation.messages.create(author=chat.identity, body="conversations hello")
-        a_hook = a_conversation.webhooks.create(target="webhook", configuration_url="http://127.0.0.1:9/a",
-                                                configuration_filters=["onMessageAdded"])
+        a_hook = a_conversation.webhooks.create(
+            target="webhook", configuration_url="http://127.0.0.1:9/a", configuration_filters=["onMessageAdded"]
+        )
         plain = a.client.conversations.v1.conversations.create(friendly_name="plain", unique_name="shared-name")
         a_info = a.info
     finally:
@@ -75,7 +76,8 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
         # Lists hold B's own resources only.
         assert [(f.sid, f.account_sid) for f in client.flex_api.v1.flex_flow.list()] == [(info["flex_flow_sid"], b_sid)]
         assert [(x.sid, x.account_sid) for x in client.conversations.v1.address_configurations.list()] == [
-            (info["conversations_address_sid"], b_sid)]
+            (info["conversations_address_sid"], b_sid)
+        ]
         assert client.conversations.v1.conversations.list() == []
         assert client.chat.v2.services(b.chat_service_sid).channels.list() == []
         assert client.chat.v2.services(b.chat_service_sid).fetch().account_sid == b_sid
@@ -96,8 +98,11 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
             lambda: client.conversations.v1.conversations(chat.conversation_sid).delete(),
         ):
             assert_404(call)
-        raw = requests.get(f"{b.base_url}/conversations/v1/Conversations/{chat.conversation_sid}",
-                           auth=(b.settings.api_key, b.settings.api_secret), timeout=10)
+        raw = requests.get(
+            f"{b.base_url}/conversations/v1/Conversations/{chat.conversation_sid}",
+            auth=(b.settings.api_key, b.settings.api_secret),
+            timeout=10,
+        )
         body = raw.json()
         assert raw.status_code == 404 and body["code"] == 20404 and body["status"] == 404
         assert body["more_info"] == "https://www.twilio.com/docs/errors/20404"
@@ -111,7 +116,10 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
         assert client.conversations.v1.conversations.create(unique_name="shared-name").account_sid == b_sid
         b_legacy = new_web_channel(b, "visitor-b")
         assert client.chat.v2.services(b.chat_service_sid).channels(b_legacy).fetch().account_sid == b_sid
-        assert {t["channel_sid"] for t in b.agent("GET", "/agent/api/tasks").json()["tasks"]} == {b_chat.conversation_sid, b_legacy}
+        assert {t["channel_sid"] for t in b.agent("GET", "/agent/api/tasks").json()["tasks"]} == {
+            b_chat.conversation_sid,
+            b_legacy,
+        }
     finally:
         b.process.stop()
 
@@ -124,14 +132,18 @@ def test_a_second_account_on_the_same_file_sees_only_its_own_resources(tmp_path:
         assert {c.sid for c in client.conversations.v1.conversations.list()} == {chat.conversation_sid, plain.sid}
         assert client.conversations.v1.conversations("shared-name").fetch().sid == plain.sid
         assert [m.account_sid for m in client.conversations.v1.conversations(chat.conversation_sid).messages.list()] == [
-            DEVELOPMENT.account_sid]
+            DEVELOPMENT.account_sid
+        ]
         channel = client.chat.v2.services(again.chat_service_sid).channels(legacy_sid).fetch()
         assert channel.account_sid == DEVELOPMENT.account_sid
         assert [m.body for m in client.chat.v2.services(again.chat_service_sid).channels(legacy_sid).messages.list()] == [
-            "legacy hello"]
+            "legacy hello"
+        ]
         assert [c.sid for c in client.chat.v2.services(again.chat_service_sid).channels.list()] == [legacy_sid]
         assert {t["channel_sid"] for t in again.agent("GET", "/agent/api/tasks").json()["tasks"]} == {
-            legacy_sid, chat.conversation_sid}
+            legacy_sid,
+            chat.conversation_sid,
+        }
         assert_404(lambda: client.conversations.v1.conversations(b_chat.conversation_sid).fetch())
     finally:
         again.process.stop()
@@ -171,8 +183,13 @@ CREATE TABLE deliveries (id INTEGER PRIMARY KEY AUTOINCREMENT, queue TEXT NOT NU
 def test_a_state_file_from_before_accounts_belongs_to_the_account_that_provisioned_it(tmp_path: Path) -> None:
     """A file written when resources had no owner: its flow's account keeps everything; another account starts fresh."""
     db = tmp_path / "legacy.db"
-    a_sid, chat_service, flow, channel, task = (DEVELOPMENT.account_sid, "IS" + "1" * 32, "FO" + "2" * 32, "CH" + "3" * 32,
-                                                "WT" + "4" * 32)
+    a_sid, chat_service, flow, channel, task = (
+        DEVELOPMENT.account_sid,
+        "IS" + "1" * 32,
+        "FO" + "2" * 32,
+        "CH" + "3" * 32,
+        "WT" + "4" * 32,
+    )
     with sqlite3.connect(db) as conn:
         conn.executescript(LEGACY_SCHEMA)
         rows = [
@@ -181,12 +198,17 @@ def test_a_state_file_from_before_accounts_belongs_to_the_account_that_provision
             ("chat_channel", channel, chat_service, {"sid": channel, "account_sid": a_sid, "service_sid": chat_service}),
             ("task", task, "", {"sid": task, "channel_sid": channel, "status": "pending"}),
         ]
-        conn.executemany("INSERT INTO resources (kind, sid, parent, doc) VALUES (?, ?, ?, ?)",
-                         [(k, s, p, json.dumps(d)) for k, s, p, d in rows])
-        conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
-                         [("provisioned", "2026-11-01T00:00:00Z"), ("chat_service_sid", chat_service)])
-        conn.execute("INSERT INTO deliveries (queue, doc) VALUES (?, ?)",
-                     (f"{channel}/WH1", json.dumps({"params": {"AccountSid": a_sid}})))
+        conn.executemany(
+            "INSERT INTO resources (kind, sid, parent, doc) VALUES (?, ?, ?, ?)",
+            [(k, s, p, json.dumps(d)) for k, s, p, d in rows],
+        )
+        conn.executemany(
+            "INSERT INTO meta (key, value) VALUES (?, ?)",
+            [("provisioned", "2026-11-01T00:00:00Z"), ("chat_service_sid", chat_service)],
+        )
+        conn.execute(
+            "INSERT INTO deliveries (queue, doc) VALUES (?, ?)", (f"{channel}/WH1", json.dumps({"params": {"AccountSid": a_sid}}))
+        )
 
     store = Store(str(db))
     try:
@@ -204,6 +226,9 @@ def test_a_state_file_from_before_accounts_belongs_to_the_account_that_provision
         store.close()
     reopened = Store(str(db))  # migrating twice changes nothing
     try:
-        assert Account(credentials_from_env({"TWILIO_ACCOUNT_SID": a_sid, "TWILIO_AUTH_TOKEN": "x" * 32}), reopened).chat_service_sid == chat_service
+        assert (
+            Account(credentials_from_env({"TWILIO_ACCOUNT_SID": a_sid, "TWILIO_AUTH_TOKEN": "x" * 32}), reopened).chat_service_sid
+            == chat_service
+        )
     finally:
         reopened.close()

@@ -62,15 +62,21 @@ def test_agent_chat_and_end_fire_webhooks(mode: str, sandbox: Sandbox, webhooks:
         channel_sid = new_web_channel(sandbox, "visitor-agent")
         visitor = "visitor-agent"
         channel = sandbox.client.chat.v2.services(sandbox.chat_service_sid).channels(channel_sid)
-        channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook),
-                                configuration_filters=["onMessageSent", "onMemberAdded", "onMemberRemoved", "onChannelUpdated"])
+        channel.webhooks.create(
+            type="webhook",
+            configuration_url=webhooks.url(hook),
+            configuration_filters=["onMessageSent", "onMemberAdded", "onMemberRemoved", "onChannelUpdated"],
+        )
         channel.messages.create(from_=visitor, body="I need a human", x_twilio_webhook_enabled="true")
     else:
         chat = new_web_chat(sandbox)
         channel_sid, visitor = chat.conversation_sid, chat.identity
         conversation = sandbox.client.conversations.v1.conversations(channel_sid)
-        conversation.webhooks.create(target="webhook", configuration_url=webhooks.url(hook), configuration_filters=[
-            "onMessageAdded", "onParticipantAdded", "onParticipantRemoved", "onConversationStateUpdated"])
+        conversation.webhooks.create(
+            target="webhook",
+            configuration_url=webhooks.url(hook),
+            configuration_filters=["onMessageAdded", "onParticipantAdded", "onParticipantRemoved", "onConversationStateUpdated"],
+        )
         conversation.messages.create(author=visitor, body="I need a human", x_twilio_webhook_enabled="true")
     sid = task_for(sandbox, channel_sid)["sid"]
 
@@ -97,7 +103,13 @@ def test_agent_chat_and_end_fire_webhooks(mode: str, sandbox: Sandbox, webhooks:
         attributes = json.loads(channel.fetch().attributes)
         assert attributes["status"] == "INACTIVE"
     else:
-        assert events == ["onMessageAdded", "onParticipantAdded", "onMessageAdded", "onParticipantRemoved", "onConversationStateUpdated"]
+        assert events == [
+            "onMessageAdded",
+            "onParticipantAdded",
+            "onMessageAdded",
+            "onParticipantRemoved",
+            "onConversationStateUpdated",
+        ]
         assert got[2].params["Author"] == "alice" and got[1].params["Identity"] == "alice"
         assert got[4].params["StateTo"] == "closed"
         assert conversation.fetch().state == "closed"
@@ -114,7 +126,9 @@ def test_customer_closing_ends_the_task(sandbox: Sandbox) -> None:
 def test_typing_signals(sandbox: Sandbox) -> None:
     chat = new_web_chat(sandbox)
     sid = task_for(sandbox, chat.conversation_sid)["sid"]
-    ok = sandbox.agent("POST", "/sandbox/typing", {"channel_sid": chat.conversation_sid, "identity": chat.identity, "role": "customer"})
+    ok = sandbox.agent(
+        "POST", "/sandbox/typing", {"channel_sid": chat.conversation_sid, "identity": chat.identity, "role": "customer"}
+    )
     assert ok.status_code == 200
     assert sandbox.agent("POST", "/sandbox/typing", {"identity": "x"}).status_code == 400
     assert sandbox.agent("POST", f"/agent/api/tasks/{sid}/typing", {"agent": "alice"}).status_code == 200
@@ -145,6 +159,7 @@ def test_event_stream_narrows_to_a_channel_and_an_event_type(sandbox: Sandbox) -
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     try:
+
         def typing_to(channel_sid: str, identity: str) -> None:
             body = {"channel_sid": channel_sid, "identity": identity, "role": "customer"}
             sandbox.agent("POST", "/sandbox/typing", body).raise_for_status()
@@ -156,8 +171,13 @@ def test_event_stream_narrows_to_a_channel_and_an_event_type(sandbox: Sandbox) -
         sandbox.agent("POST", f"/agent/api/tasks/{task_sid}/messages", {"agent": "alice", "body": "hi"}).raise_for_status()
         sandbox.agent("POST", f"/agent/api/tasks/{task_sid}/typing", {"agent": "alice"}).raise_for_status()
         event = wait_for(lambda: next((e for e in received[mark:] if e.get("role") == "agent"), None), 10, "agent typing")
-        assert event == {"type": "typing", "channel_sid": chat.conversation_sid, "task_sid": task_sid,
-                         "identity": "alice", "role": "agent"}
+        assert event == {
+            "type": "typing",
+            "channel_sid": chat.conversation_sid,
+            "task_sid": task_sid,
+            "identity": "alice",
+            "role": "agent",
+        }
         assert all(e["type"] == "typing" and e["channel_sid"] == chat.conversation_sid for e in received)
     finally:
         stream.close()

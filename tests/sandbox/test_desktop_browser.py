@@ -21,8 +21,16 @@ def browser() -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"{CHROMIUM} is missing: `make install` installs it (apt-get install chromium)")
     with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+        launched = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         try:
             yield launched
         finally:
@@ -45,14 +53,23 @@ def test_agent_desktop_accepts_and_chats(browser: Browser, sandbox: Sandbox, web
     bob = open_desktop(browser, sandbox, "bob")
 
     customer = "<img src=x onerror=alert(1)> Grace"
-    pre = {"transcript": [{"sender": "user", "text": "where is my order?"}, {"sender": "bot", "text": "Let me get a human."}],
-           "intent": "human_handoff", "slots": {"order_id": "A-42"}}
+    pre = {
+        "transcript": [{"sender": "user", "text": "where is my order?"}, {"sender": "bot", "text": "Let me get a human."}],
+        "intent": "human_handoff",
+        "slots": {"order_id": "A-42"},
+    }
     chat = sandbox.client.flex_api.v2.web_channels.create(
-        address_sid=sandbox.address_sid, customer_friendly_name=customer, chat_friendly_name="Web chat",
-        pre_engagement_data=json.dumps(pre))
+        address_sid=sandbox.address_sid,
+        customer_friendly_name=customer,
+        chat_friendly_name="Web chat",
+        pre_engagement_data=json.dumps(pre),
+    )
     conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
-    conversation.webhooks.create(target="webhook", configuration_url=webhooks.url(hook),
-                                 configuration_filters=["onMessageAdded", "onParticipantAdded", "onConversationStateUpdated"])
+    conversation.webhooks.create(
+        target="webhook",
+        configuration_url=webhooks.url(hook),
+        configuration_filters=["onMessageAdded", "onParticipantAdded", "onConversationStateUpdated"],
+    )
     conversation.messages.create(author=chat.identity, body="Hello, anyone there?", x_twilio_webhook_enabled="true")
 
     # The task shows up live in both tabs, with the name rendered as text, not HTML.
@@ -86,7 +103,9 @@ def test_agent_desktop_accepts_and_chats(browser: Browser, sandbox: Sandbox, web
     assert [r.params["EventType"] for r in got] == ["onMessageAdded", "onParticipantAdded", "onMessageAdded"]
     assert got[2].params["Author"] == "alice" and got[2].params["Source"] == "SDK" and got[2].signature_valid
 
-    sandbox.agent("POST", "/sandbox/typing", {"channel_sid": chat.conversation_sid, "identity": chat.identity, "role": "customer"})
+    sandbox.agent(
+        "POST", "/sandbox/typing", {"channel_sid": chat.conversation_sid, "identity": chat.identity, "role": "customer"}
+    )
     expect(alice.locator("#typing")).to_be_visible()
     conversation.messages.create(author=chat.identity, body="Thanks! It's order A-42.", x_twilio_webhook_enabled="true")
     expect(alice.locator("#messages .message.role-customer").last).to_contain_text("Thanks! It's order A-42.")

@@ -32,7 +32,9 @@ def test_wrong_or_missing_credentials_are_401_20003(sandbox: Sandbox) -> None:
     response = raw(sandbox, "GET", "/flex-api/v1/FlexFlows", auth=None)
     assert_twilio_error(response, 401, 20003)
     assert response.headers["WWW-Authenticate"].startswith("Basic")
-    assert_twilio_error(raw(sandbox, "GET", "/chat/v2/Services/IS1/Channels", headers={"Authorization": "Basic !!!"}, auth=None), 401, 20003)
+    assert_twilio_error(
+        raw(sandbox, "GET", "/chat/v2/Services/IS1/Channels", headers={"Authorization": "Basic !!!"}, auth=None), 401, 20003
+    )
 
 
 def test_account_token_and_api_key_both_authenticate(sandbox: Sandbox) -> None:
@@ -68,16 +70,28 @@ def test_invalid_params_are_400(sandbox: Sandbox) -> None:
     assert_twilio_error(raw(sandbox, "GET", "/conversations/v1/Conversations?PageToken=bogus"), 400, 20001)
     assert_twilio_error(raw(sandbox, "POST", "/conversations/v1/Conversations", data={"State": "sleepy"}), 400, 20001)
     chat = sandbox.client.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid)
-    assert_twilio_error(raw(sandbox, "POST", f"/conversations/v1/Conversations/{chat.conversation_sid}/Messages",
-                            data={"Body": "x" * 1601}), 400, 20001)
+    assert_twilio_error(
+        raw(sandbox, "POST", f"/conversations/v1/Conversations/{chat.conversation_sid}/Messages", data={"Body": "x" * 1601}),
+        400,
+        20001,
+    )
 
 
 def test_non_form_bodies_are_rejected(sandbox: Sandbox) -> None:
     response = raw(sandbox, "POST", "/conversations/v1/Conversations", json={"FriendlyName": "json"})
     assert_twilio_error(response, 400, 20001)
     assert "x-www-form-urlencoded" in response.json()["message"]
-    assert_twilio_error(raw(sandbox, "POST", "/conversations/v1/Conversations", data=b"\xff\xfe",
-                            headers={"Content-Type": "application/x-www-form-urlencoded"}), 400, 20001)
+    assert_twilio_error(
+        raw(
+            sandbox,
+            "POST",
+            "/conversations/v1/Conversations",
+            data=b"\xff\xfe",
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        400,
+        20001,
+    )
 
 
 def test_oversized_bodies_are_413(sandbox: Sandbox) -> None:

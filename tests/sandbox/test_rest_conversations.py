@@ -1,4 +1,7 @@
-"""Flex Conversations through the real SDK: address configurations, v2 WebChats, conversations, participants, messages, webhooks."""
+"""Flex Conversations through the real SDK.
+
+Address configurations, v2 WebChats, conversations, participants, messages, webhooks.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,9 @@ from northwind.servers import Sandbox
 
 def new_web_chat(sandbox: Sandbox, pre: object = None, customer: str = "Grace Visitor"):
     return sandbox.client.flex_api.v2.web_channels.create(
-        address_sid=sandbox.address_sid, customer_friendly_name=customer, chat_friendly_name="Website chat",
+        address_sid=sandbox.address_sid,
+        customer_friendly_name=customer,
+        chat_friendly_name="Website chat",
         pre_engagement_data=json.dumps(pre if pre is not None else {"intent": "human"}),
     )
 
@@ -60,7 +65,9 @@ def test_messages_participants_and_close(sandbox: Sandbox) -> None:
     m0 = conversation.messages.create(author=chat.identity, body="hi", attributes=json.dumps({"from": "visitor"}))
     m1 = conversation.messages.create(body="system note")
     assert (m0.index, m1.index) == (0, 1)
-    assert m0.sid.startswith("IM") and m0.participant_sid.startswith("MB") and m1.author == "system" and m1.participant_sid is None
+    assert (
+        m0.sid.startswith("IM") and m0.participant_sid.startswith("MB") and m1.author == "system" and m1.participant_sid is None
+    )
     assert conversation.messages(m0.sid).fetch().body == "hi"
     assert [m.index for m in conversation.messages.list(page_size=1)] == [0, 1]
     assert [m.index for m in conversation.messages.list(order="desc")] == [1, 0]
@@ -107,8 +114,12 @@ def test_conversations_list_with_paging_and_state_filter(sandbox: Sandbox) -> No
 def test_conversation_webhooks_crud(sandbox: Sandbox) -> None:
     chat = new_web_chat(sandbox)
     hooks = sandbox.client.conversations.v1.conversations(chat.conversation_sid).webhooks
-    created = hooks.create(target="webhook", configuration_url="http://127.0.0.1:9/c", configuration_method="POST",
-                           configuration_filters=["onMessageAdded", "onConversationStateUpdated"])
+    created = hooks.create(
+        target="webhook",
+        configuration_url="http://127.0.0.1:9/c",
+        configuration_method="POST",
+        configuration_filters=["onMessageAdded", "onConversationStateUpdated"],
+    )
     assert created.sid.startswith("WH") and created.target == "webhook" and created.conversation_sid == chat.conversation_sid
     assert created.configuration["filters"] == ["onMessageAdded", "onConversationStateUpdated"]
     assert created.configuration["url"] == "http://127.0.0.1:9/c" and created.configuration["method"] == "POST"
@@ -134,8 +145,11 @@ def test_async_client_drives_conversations(sandbox: Sandbox) -> None:
         try:
             chat = await client.flex_api.v2.web_channels.create_async(address_sid=sandbox.address_sid, customer_friendly_name="A")
             conversation = client.conversations.v1.conversations(chat.conversation_sid)
-            await conversation.webhooks.create_async(target="webhook", configuration_url="http://127.0.0.1:9/a",
-                                                     configuration_filters=["onMessageAdded", "onConversationStateUpdated"])
+            await conversation.webhooks.create_async(
+                target="webhook",
+                configuration_url="http://127.0.0.1:9/a",
+                configuration_filters=["onMessageAdded", "onConversationStateUpdated"],
+            )
             message = await conversation.messages.create_async(author=chat.identity, body="async hi")
             assert message.index == 0
             assert len(await conversation.participants.list_async()) == 1

@@ -12,8 +12,11 @@ from northwind.servers import Sandbox
 
 def new_web_channel(sandbox: Sandbox, identity: str = "visitor-1", pre: object = None) -> str:
     channel = sandbox.client.flex_api.v1.web_channel.create(
-        flex_flow_sid=sandbox.flex_flow_sid, identity=identity, customer_friendly_name="Ada Visitor",
-        chat_friendly_name="Website chat", pre_engagement_data=json.dumps(pre if pre is not None else {"intent": "human"}),
+        flex_flow_sid=sandbox.flex_flow_sid,
+        identity=identity,
+        customer_friendly_name="Ada Visitor",
+        chat_friendly_name="Website chat",
+        pre_engagement_data=json.dumps(pre if pre is not None else {"intent": "human"}),
     )
     return channel.sid
 
@@ -53,14 +56,23 @@ def test_web_channel_creates_a_chat_channel_with_the_visitor_as_member(sandbox: 
 
 def test_web_channel_requires_its_params_and_a_known_flow(sandbox: Sandbox) -> None:
     with pytest.raises(TwilioRestException) as e:
-        sandbox.client.flex_api.v1.web_channel.create(flex_flow_sid="FO" + "0" * 32, identity="v", customer_friendly_name="c", chat_friendly_name="x")
+        sandbox.client.flex_api.v1.web_channel.create(
+            flex_flow_sid="FO" + "0" * 32, identity="v", customer_friendly_name="c", chat_friendly_name="x"
+        )
     assert e.value.status == 404 and e.value.code == 20404
     with pytest.raises(TwilioRestException) as e:
-        sandbox.client.flex_api.v1.web_channel.create(flex_flow_sid=sandbox.flex_flow_sid, identity="", customer_friendly_name="c", chat_friendly_name="x")
+        sandbox.client.flex_api.v1.web_channel.create(
+            flex_flow_sid=sandbox.flex_flow_sid, identity="", customer_friendly_name="c", chat_friendly_name="x"
+        )
     assert e.value.status == 400 and "Identity" in e.value.msg
     with pytest.raises(TwilioRestException) as e:
-        sandbox.client.flex_api.v1.web_channel.create(flex_flow_sid=sandbox.flex_flow_sid, identity="v", customer_friendly_name="c",
-                                                      chat_friendly_name="x", pre_engagement_data="{not json")
+        sandbox.client.flex_api.v1.web_channel.create(
+            flex_flow_sid=sandbox.flex_flow_sid,
+            identity="v",
+            customer_friendly_name="c",
+            chat_friendly_name="x",
+            pre_engagement_data="{not json",
+        )
     assert e.value.status == 400 and "PreEngagementData" in e.value.msg
 
 
@@ -120,11 +132,20 @@ def test_members_create_list_fetch_and_delete(sandbox: Sandbox) -> None:
 def test_channel_webhooks_create_list_fetch_update_delete(sandbox: Sandbox) -> None:
     sid = new_web_channel(sandbox)
     hooks = sandbox.client.chat.v2.services(sandbox.chat_service_sid).channels(sid).webhooks
-    created = hooks.create(type="webhook", configuration_url="http://127.0.0.1:9/hook", configuration_method="POST",
-                           configuration_filters=["onMessageSent", "onChannelUpdated"], configuration_retry_count=2)
+    created = hooks.create(
+        type="webhook",
+        configuration_url="http://127.0.0.1:9/hook",
+        configuration_method="POST",
+        configuration_filters=["onMessageSent", "onChannelUpdated"],
+        configuration_retry_count=2,
+    )
     assert created.sid.startswith("WH") and created.type == "webhook" and created.channel_sid == sid
-    assert created.configuration == {"url": "http://127.0.0.1:9/hook", "method": "POST",
-                                     "filters": ["onMessageSent", "onChannelUpdated"], "retry_count": 2}
+    assert created.configuration == {
+        "url": "http://127.0.0.1:9/hook",
+        "method": "POST",
+        "filters": ["onMessageSent", "onChannelUpdated"],
+        "retry_count": 2,
+    }
     assert [h.sid for h in hooks.list()] == [created.sid]
     assert hooks(created.sid).fetch().configuration["retry_count"] == 2
     assert hooks(created.sid).update(configuration_filters=["onMessageSent"]).configuration["filters"] == ["onMessageSent"]
@@ -162,8 +183,11 @@ def test_async_client_drives_legacy_flow(sandbox: Sandbox) -> None:
         client = sandbox.async_client()
         try:
             web = await client.flex_api.v1.web_channel.create_async(
-                flex_flow_sid=sandbox.flex_flow_sid, identity="async-visitor", customer_friendly_name="Async",
-                chat_friendly_name="Async chat")
+                flex_flow_sid=sandbox.flex_flow_sid,
+                identity="async-visitor",
+                customer_friendly_name="Async",
+                chat_friendly_name="Async chat",
+            )
             channel = client.chat.v2.services(sandbox.chat_service_sid).channels(web.sid)
             message = await channel.messages.create_async(from_="async-visitor", body="hi", x_twilio_webhook_enabled="true")
             assert message.index == 0

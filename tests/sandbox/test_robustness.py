@@ -27,9 +27,13 @@ def test_state_survives_a_restart_with_a_file_database(tmp_path: Path, webhooks:
         sid = new_web_channel(first, "visitor-persist")
         channel = first.client.chat.v2.services(first.chat_service_sid).channels(sid)
         channel.messages.create(from_="visitor-persist", body="before restart")
-        webhook = channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"])
+        webhook = channel.webhooks.create(
+            type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"]
+        )
         chat = new_web_chat(first)
-        first.client.conversations.v1.conversations(chat.conversation_sid).messages.create(author=chat.identity, body="conv before")
+        first.client.conversations.v1.conversations(chat.conversation_sid).messages.create(
+            author=chat.identity, body="conv before"
+        )
     finally:
         first.process.stop()
     second = start_sandbox(tmp_path, "flex-sandbox-file", db=db, port=port)
@@ -57,10 +61,12 @@ def test_200_concurrent_posts_keep_every_message_in_order(sandbox: Sandbox) -> N
     async def post_all() -> list:
         auth = aiohttp.BasicAuth(DEVELOPMENT.account_sid, DEVELOPMENT.auth_token)
         async with aiohttp.ClientSession(auth=auth, connector=aiohttp.TCPConnector(limit=200)) as session:
+
             async def post(i: int) -> dict:
                 async with session.post(url, data={"Author": chat.identity, "Body": f"m{i}"}) as r:
                     assert r.status == 201, await r.text()
                     return await r.json()
+
             return await asyncio.gather(*(post(i) for i in range(200)))
 
     created = asyncio.run(post_all())
@@ -74,8 +80,9 @@ def test_200_concurrent_posts_keep_every_message_in_order(sandbox: Sandbox) -> N
 
 def test_fault_injection_returns_twilio_errors_then_recovers(sandbox: Sandbox) -> None:
     chat = new_web_chat(sandbox)
-    armed = sandbox.agent("POST", "/sandbox/faults", {"path_regex": r"/Conversations/CH\w+/Messages$", "method": "POST",
-                                                      "status": 500, "times": 2})
+    armed = sandbox.agent(
+        "POST", "/sandbox/faults", {"path_regex": r"/Conversations/CH\w+/Messages$", "method": "POST", "status": 500, "times": 2}
+    )
     assert armed.status_code == 201 and armed.json()["id"]
     conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
     for _ in range(2):
@@ -89,7 +96,10 @@ def test_fault_injection_returns_twilio_errors_then_recovers(sandbox: Sandbox) -
 def test_fault_injection_delay_makes_the_client_time_out(sandbox: Sandbox) -> None:
     sandbox.agent("POST", "/sandbox/faults", {"path_regex": "^/flex-api/v2/WebChats$", "delay": 1.5, "times": 1})
     from twilio.rest import Client
-    impatient = Client(DEVELOPMENT.account_sid, DEVELOPMENT.auth_token, http_client=SandboxHttpClient(sandbox.base_url, timeout=0.3))
+
+    impatient = Client(
+        DEVELOPMENT.account_sid, DEVELOPMENT.auth_token, http_client=SandboxHttpClient(sandbox.base_url, timeout=0.3)
+    )
     with pytest.raises(requests.exceptions.Timeout):
         impatient.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid)
     assert impatient.flex_api.v2.web_channels.create(address_sid=sandbox.address_sid).conversation_sid.startswith("CH")
@@ -103,16 +113,23 @@ def test_fault_after_processing_and_control_api_validation(sandbox: Sandbox) -> 
         channel.messages.create(from_="visitor-fault", body="stored anyway")
     assert e.value.status == 503
     assert [m.body for m in channel.messages.list()] == ["stored anyway"]
-    for bad in ({"path_regex": "("}, {"path_regex": "x"}, {"path_regex": "x", "status": 200}, {"path_regex": "x", "status": 500, "times": 0},
-                {"path_regex": "x", "status": 500, "bogus": 1}, [1, 2]):
+    for bad in (
+        {"path_regex": "("},
+        {"path_regex": "x"},
+        {"path_regex": "x", "status": 200},
+        {"path_regex": "x", "status": 500, "times": 0},
+        {"path_regex": "x", "status": 500, "bogus": 1},
+        [1, 2],
+    ):
         assert sandbox.agent("POST", "/sandbox/faults", bad).status_code == 400, bad
     rule = sandbox.agent("POST", "/sandbox/faults", {"path_regex": "never", "status": 500, "times": None}).json()
     assert sandbox.agent("DELETE", f"/sandbox/faults/{rule['id']}").status_code == 204
     assert sandbox.agent("DELETE", f"/sandbox/faults/{rule['id']}").status_code == 404
 
 
-def leave_a_webhook_queued(tmp_path: Path, name: str, db: Path, port: int, webhooks: WebhookReceiver, hook: str,
-                           visitor: str, body: str) -> None:
+def leave_a_webhook_queued(
+    tmp_path: Path, name: str, db: Path, port: int, webhooks: WebhookReceiver, hook: str, visitor: str, body: str
+) -> None:
     """Run a sandbox on `db` just long enough to leave one webhook undelivered in its outbox.
 
     The first delivery of a chat message's `onMessageSent` fails (500); its retry, 30 s later,
@@ -122,8 +139,12 @@ def leave_a_webhook_queued(tmp_path: Path, name: str, db: Path, port: int, webho
     try:
         sid = new_web_channel(first, visitor)
         channel = first.client.chat.v2.services(first.chat_service_sid).channels(sid)
-        channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"],
-                                configuration_retry_count=3)
+        channel.webhooks.create(
+            type="webhook",
+            configuration_url=webhooks.url(hook),
+            configuration_filters=["onMessageSent"],
+            configuration_retry_count=3,
+        )
         webhooks.plan(hook, statuses=[500])
         channel.messages.create(from_=visitor, body=body, x_twilio_webhook_enabled="true")
         webhooks.wait(hook, 1)

@@ -45,9 +45,13 @@ def signature_valid(got: Received, params: Dict) -> bool:
 
 def upload(sandbox: Sandbox, service_sid: str, content: bytes, content_type: str) -> dict:
     """Twilio's Media Content Service upload: the raw file as the body (`POST mcs.us1.twilio.com/v1/Services/{IS}/Media`)."""
-    response = requests.post(f"{sandbox.base_url}/mcs.us1/v1/Services/{service_sid}/Media", data=content,
-                             headers={"Content-Type": content_type},
-                             auth=(sandbox.settings.api_key, sandbox.settings.api_secret), timeout=10)
+    response = requests.post(
+        f"{sandbox.base_url}/mcs.us1/v1/Services/{service_sid}/Media",
+        data=content,
+        headers={"Content-Type": content_type},
+        auth=(sandbox.settings.api_key, sandbox.settings.api_secret),
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -57,8 +61,9 @@ def test_a_non_participant_author_has_no_participant_sid(sandbox: Sandbox, webho
     conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
     conversation.webhooks.create(target="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageAdded"])
     # A supervisor or a Studio flow: Twilio accepts any author on a REST-created message.
-    message = conversation.messages.create(author="supervisor-sam", body="Hello from a supervisor",
-                                           x_twilio_webhook_enabled="true")
+    message = conversation.messages.create(
+        author="supervisor-sam", body="Hello from a supervisor", x_twilio_webhook_enabled="true"
+    )
     assert message.participant_sid is None and message.author == "supervisor-sam"
     [got] = webhooks.wait(hook, 1)
     form = posted(got)
@@ -89,19 +94,22 @@ def test_media_only_conversations_message(sandbox: Sandbox, webhooks: WebhookRec
 
     message = conversation.messages.create(author=chat.identity, media_sid=uploaded["sid"], x_twilio_webhook_enabled="true")
     assert message.body is None
-    assert message.media == [{"sid": uploaded["sid"], "size": len(PNG), "content_type": "image/png", "filename": None,
-                              "category": "media"}]
+    assert message.media == [
+        {"sid": uploaded["sid"], "size": len(PNG), "content_type": "image/png", "filename": None, "category": "media"}
+    ]
     assert conversation.messages(message.sid).fetch().media == message.media
     # A sid the sandbox never saw (uploaded elsewhere): accepted, described as unknown bytes.
     bare = conversation.messages.create(author=chat.identity, media_sid=MEDIA_SID, x_twilio_webhook_enabled="true")
-    assert bare.media == [{"sid": MEDIA_SID, "size": 0, "content_type": "application/octet-stream", "filename": None,
-                           "category": "media"}]
+    assert bare.media == [
+        {"sid": MEDIA_SID, "size": 0, "content_type": "application/octet-stream", "filename": None, "category": "media"}
+    ]
 
     first, second = webhooks.wait(hook, 2)
     form = posted(first)
     assert "Body" not in form  # a media-only message has a null body: Twilio leaves Body out
-    assert json.loads(form["Media"][0]) == [{"Sid": uploaded["sid"], "Size": len(PNG), "ContentType": "image/png",
-                                             "Filename": None, "Category": "media"}]
+    assert json.loads(form["Media"][0]) == [
+        {"Sid": uploaded["sid"], "Size": len(PNG), "ContentType": "image/png", "Filename": None, "Category": "media"}
+    ]
     assert form["ParticipantSid"] == [message.participant_sid] and form["MessageSid"] == [message.sid]
     assert first.signature_valid and signature_valid(first, form)
     assert json.loads(posted(second)["Media"][0])[0]["Sid"] == MEDIA_SID and second.signature_valid
@@ -109,21 +117,30 @@ def test_media_only_conversations_message(sandbox: Sandbox, webhooks: WebhookRec
     task = next(t for t in sandbox.agent("GET", "/agent/api/tasks").json()["tasks"] if t["channel_sid"] == chat.conversation_sid)
     seen = sandbox.agent("GET", f"/agent/api/tasks/{task['sid']}/messages").json()["messages"]
     assert [(m["body"], [f["content_type"] for f in m["media"]]) for m in seen] == [
-        ("", ["image/png"]), ("", ["application/octet-stream"])]  # what the agent desktop shows
+        ("", ["image/png"]),
+        ("", ["application/octet-stream"]),
+    ]  # what the agent desktop shows
 
-    fetched = requests.get(f"{sandbox.base_url}/mcs.us1/v1/Services/{service_sid}/Media/{uploaded['sid']}",
-                           auth=(sandbox.settings.api_key, sandbox.settings.api_secret), timeout=10).json()
+    fetched = requests.get(
+        f"{sandbox.base_url}/mcs.us1/v1/Services/{service_sid}/Media/{uploaded['sid']}",
+        auth=(sandbox.settings.api_key, sandbox.settings.api_secret),
+        timeout=10,
+    ).json()
     assert fetched["message_sid"] == message.sid and fetched["channel_sid"] == chat.conversation_sid
-    content = requests.get(f"{sandbox.base_url}/mcs.us1/v1/Services/{service_sid}/Media/{uploaded['sid']}/Content",
-                           auth=(sandbox.settings.api_key, sandbox.settings.api_secret), timeout=10)
+    content = requests.get(
+        f"{sandbox.base_url}/mcs.us1/v1/Services/{service_sid}/Media/{uploaded['sid']}/Content",
+        auth=(sandbox.settings.api_key, sandbox.settings.api_secret),
+        timeout=10,
+    )
     assert content.content == PNG and content.headers["Content-Type"] == "image/png"
 
 
 def test_media_only_chat_message(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
     sid = new_web_channel(sandbox, "visitor-media")
     channel = sandbox.client.chat.v2.services(sandbox.chat_service_sid).channels(sid)
-    channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook),
-                            configuration_filters=["onMessageSent", "onMediaMessageSent"])
+    channel.webhooks.create(
+        type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent", "onMediaMessageSent"]
+    )
     uploaded = upload(sandbox, sandbox.chat_service_sid, PNG, "image/png")
     message = channel.messages.create(from_="visitor-media", media_sid=uploaded["sid"], x_twilio_webhook_enabled="true")
     assert message.type == "media" and message.body == ""  # Chat stores a missing body as ""

@@ -1,4 +1,4 @@
-"""Outgoing webhooks: Twilio's fields and signature, filters, X-Twilio-Webhook-Enabled, retries, timeouts and per-channel order."""
+"""Outgoing webhooks: Twilio's fields and signature, filters, X-Twilio-Webhook-Enabled, retries, timeouts, order."""
 
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ def chat_channel(sandbox: Sandbox, sid: str):
 def test_chat_message_webhook_is_signed_and_has_twilio_fields(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
     sid = new_web_channel(sandbox, "visitor-hook")
     channel = chat_channel(sandbox, sid)
-    webhook = channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook),
-                                      configuration_filters=["onMessageSent"], configuration_method="POST")
-    message = channel.messages.create(from_="visitor-hook", body="Hello & welcome", attributes='{"k": 1}',
-                                      x_twilio_webhook_enabled="true")
+    webhook = channel.webhooks.create(
+        type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"], configuration_method="POST"
+    )
+    message = channel.messages.create(
+        from_="visitor-hook", body="Hello & welcome", attributes='{"k": 1}', x_twilio_webhook_enabled="true"
+    )
     [got] = webhooks.wait(hook, 1)
     assert got.signature_valid and got.method == "POST"
     assert got.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
@@ -40,8 +42,9 @@ def test_chat_message_webhook_is_signed_and_has_twilio_fields(sandbox: Sandbox, 
 def test_rest_actions_fire_only_with_the_webhook_enabled_header(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
     sid = new_web_channel(sandbox, "visitor-header")
     channel = chat_channel(sandbox, sid)
-    channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook),
-                            configuration_filters=["onMessageSent", "onChannelUpdated"])
+    channel.webhooks.create(
+        type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent", "onChannelUpdated"]
+    )
     channel.messages.create(from_="visitor-header", body="silent")
     channel.messages.create(from_="visitor-header", body="also silent", x_twilio_webhook_enabled="false")
     channel.update(friendly_name="quiet update")
@@ -50,7 +53,9 @@ def test_rest_actions_fire_only_with_the_webhook_enabled_header(sandbox: Sandbox
     got = webhooks.wait(hook, 2)
     # Deliveries are ordered per channel: had the silent actions fired, they would have arrived first.
     assert [(r.params["EventType"], r.params.get("Body") or r.params.get("FriendlyName")) for r in got] == [
-        ("onMessageSent", "loud"), ("onChannelUpdated", "loud update")]
+        ("onMessageSent", "loud"),
+        ("onChannelUpdated", "loud update"),
+    ]
 
 
 def test_filters_are_honoured(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
@@ -68,7 +73,9 @@ def test_filters_are_honoured(sandbox: Sandbox, webhooks: WebhookReceiver, hook:
 def test_member_events_carry_identity(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
     sid = new_web_channel(sandbox, "visitor-members")
     channel = chat_channel(sandbox, sid)
-    channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMemberAdded", "onMemberRemoved"])
+    channel.webhooks.create(
+        type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMemberAdded", "onMemberRemoved"]
+    )
     member = channel.members.create(identity="agent-m", x_twilio_webhook_enabled="true")
     channel.members(member.sid).delete(x_twilio_webhook_enabled="true")
     added, removed = webhooks.wait(hook, 2)
@@ -80,8 +87,9 @@ def test_member_events_carry_identity(sandbox: Sandbox, webhooks: WebhookReceive
 def test_chat_retries_up_to_retry_count(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
     sid = new_web_channel(sandbox, "visitor-retry")
     channel = chat_channel(sandbox, sid)
-    channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"],
-                            configuration_retry_count=2)
+    channel.webhooks.create(
+        type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"], configuration_retry_count=2
+    )
     webhooks.plan(hook, statuses=[500, 503])
     message = channel.messages.create(from_="visitor-retry", body="retry me", x_twilio_webhook_enabled="true")
     got = webhooks.wait(hook, 3)
@@ -106,19 +114,28 @@ def test_conversation_events_fields_and_bounded_retry(sandbox: Sandbox, webhooks
     chat = new_web_chat(sandbox)
     conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
     webhook = conversation.webhooks.create(
-        target="webhook", configuration_url=webhooks.url(hook),
-        configuration_filters=["onMessageAdded", "onParticipantAdded", "onParticipantRemoved", "onConversationStateUpdated"])
+        target="webhook",
+        configuration_url=webhooks.url(hook),
+        configuration_filters=["onMessageAdded", "onParticipantAdded", "onParticipantRemoved", "onConversationStateUpdated"],
+    )
     webhooks.plan(hook, statuses=[500, 500, 500])  # the first message's three attempts all fail
     conversation.messages.create(author=chat.identity, body="lost", x_twilio_webhook_enabled="true")
-    message = conversation.messages.create(author=chat.identity, body="hi", attributes='{"a": 2}', x_twilio_webhook_enabled="true")
+    message = conversation.messages.create(
+        author=chat.identity, body="hi", attributes='{"a": 2}', x_twilio_webhook_enabled="true"
+    )
     agent = conversation.participants.create(identity="agent-c", x_twilio_webhook_enabled="true")
     conversation.participants(agent.sid).delete(x_twilio_webhook_enabled="true")
     conversation.update(state="closed", x_twilio_webhook_enabled="true")
     got = webhooks.wait(hook, 7)
     assert [(r.params["EventType"], r.params["RetryCount"]) for r in got] == [
-        ("onMessageAdded", "0"), ("onMessageAdded", "1"), ("onMessageAdded", "2"),
-        ("onMessageAdded", "0"), ("onParticipantAdded", "0"), ("onParticipantRemoved", "0"),
-        ("onConversationStateUpdated", "0")]
+        ("onMessageAdded", "0"),
+        ("onMessageAdded", "1"),
+        ("onMessageAdded", "2"),
+        ("onMessageAdded", "0"),
+        ("onParticipantAdded", "0"),
+        ("onParticipantRemoved", "0"),
+        ("onConversationStateUpdated", "0"),
+    ]
     assert all(r.signature_valid for r in got)
     m = got[3].params
     assert m["ConversationSid"] == chat.conversation_sid and m["MessageSid"] == message.sid and m["Index"] == "1"
@@ -133,8 +150,12 @@ def test_conversation_events_fields_and_bounded_retry(sandbox: Sandbox, webhooks
 def test_get_webhooks_are_signed_over_the_query(sandbox: Sandbox, webhooks: WebhookReceiver, hook: str) -> None:
     chat = new_web_chat(sandbox)
     conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
-    conversation.webhooks.create(target="webhook", configuration_url=webhooks.url(hook) + "?tenant=a",
-                                 configuration_method="GET", configuration_filters=["onMessageAdded"])
+    conversation.webhooks.create(
+        target="webhook",
+        configuration_url=webhooks.url(hook) + "?tenant=a",
+        configuration_method="GET",
+        configuration_filters=["onMessageAdded"],
+    )
     conversation.messages.create(author=chat.identity, body="by GET", x_twilio_webhook_enabled="true")
     [got] = webhooks.wait(hook, 1)
     assert got.method == "GET" and got.signature_valid
@@ -157,8 +178,9 @@ def test_delivery_is_ordered_per_channel_and_does_not_block_rest(sandbox: Sandbo
 @pytest.fixture(scope="module")
 def fast_timeout_sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """A separate sandbox whose webhook timeout is 0.5 s instead of Twilio's 5 s."""
-    server = start_sandbox(Path(tmp_path_factory.mktemp("timeout-logs")), "flex-sandbox-timeout",
-                           extra_env={"FLEX_SANDBOX_WEBHOOK_TIMEOUT": "0.5"})
+    server = start_sandbox(
+        Path(tmp_path_factory.mktemp("timeout-logs")), "flex-sandbox-timeout", extra_env={"FLEX_SANDBOX_WEBHOOK_TIMEOUT": "0.5"}
+    )
     try:
         yield server
     finally:
@@ -169,8 +191,9 @@ def test_timeouts_are_retried(fast_timeout_sandbox: Sandbox, webhooks: WebhookRe
     sandbox = fast_timeout_sandbox
     sid = new_web_channel(sandbox, "visitor-timeout")
     channel = chat_channel(sandbox, sid)
-    channel.webhooks.create(type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"],
-                            configuration_retry_count=1)
+    channel.webhooks.create(
+        type="webhook", configuration_url=webhooks.url(hook), configuration_filters=["onMessageSent"], configuration_retry_count=1
+    )
     webhooks.plan(hook, delays=[1.0])
     channel.messages.create(from_="visitor-timeout", body="slow receiver", x_twilio_webhook_enabled="true")
     got = webhooks.wait(hook, 2)

@@ -68,7 +68,8 @@ class WebhookReceiver:
                     time.sleep(delay)
                 with receiver._lock:
                     receiver._received.setdefault(name, []).append(
-                        Received(self.command, url, fields, dict(self.headers.items()), valid, body))
+                        Received(self.command, url, fields, dict(self.headers.items()), valid, body)
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -80,7 +81,7 @@ class WebhookReceiver:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def start(self) -> "WebhookReceiver":
+    def start(self) -> WebhookReceiver:
         self.thread.start()
         return self
 
@@ -126,8 +127,10 @@ class WebhookReceiver:
             if len(got) >= count:
                 return got
             time.sleep(0.02)
-        raise TimeoutError(f"expected {count} webhooks on {name}, got {len(self.received(name))}: "
-                           f"{[r.params.get('EventType') for r in self.received(name)]}")
+        raise TimeoutError(
+            f"expected {count} webhooks on {name}, got {len(self.received(name))}: "
+            f"{[r.params.get('EventType') for r in self.received(name)]}"
+        )
 
     def events(self, name: str) -> List[str]:
         return [r.params.get("EventType", "") for r in self.received(name)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rasa.shared.core.events import BotUttered, SlotSet, UserUttered
 
 from rasa_flex_handoff import handoff
-from rasa_flex_handoff.flex import FlexChat
 from rasa_flex_handoff.chat_state import agents_recorded_in
+from rasa_flex_handoff.flex import FlexChat
 
 CHAT = FlexChat("conversations", "CH1", "visitor-identity")
 

@@ -14,7 +14,9 @@ from flex_sandbox.credentials import DEVELOPMENT
 from rasa_flex_handoff.flex import FlexError, call, channel_attributes_inactive
 from rasa_flex_handoff.settings import settings_from_env
 
-SETTINGS = dataclasses.replace(settings_from_env({**DEVELOPMENT.as_env(), "PUBLIC_URL": "https://bot.example.com"}), twilio_timeout=0.2, twilio_retries=2)
+SETTINGS = dataclasses.replace(
+    settings_from_env({**DEVELOPMENT.as_env(), "PUBLIC_URL": "https://bot.example.com"}), twilio_timeout=0.2, twilio_retries=2
+)
 
 
 class Twilio:

@@ -21,8 +21,12 @@ EVENTS = [
     {"event": "user", "text": "/greet", "timestamp": 1700000001.0, "parse_data": {"intent": {"name": "greet"}}},
     {"event": "bot", "text": "Hi! I'm the assistant.", "timestamp": 1700000002.0, "metadata": {"utter_action": "utter_greet"}},
     {"event": "user", "text": "I need a human", "timestamp": 1700000003.0, "parse_data": {"intent": {"name": "talk_to_agent"}}},
-    {"event": "bot", "text": "Earlier agent line", "timestamp": 1700000004.0,
-     "metadata": {"handoff": {"role": "agent", "agent": "alice", "message_sid": "IM1"}}},
+    {
+        "event": "bot",
+        "text": "Earlier agent line",
+        "timestamp": 1700000004.0,
+        "metadata": {"handoff": {"role": "agent", "agent": "alice", "message_sid": "IM1"}},
+    },
     {"event": "slot", "name": "order_number", "value": "NW-12345", "timestamp": 1700000005.0},
 ]
 
@@ -45,8 +49,13 @@ def test_transcript_reads_rasa_event_objects_too() -> None:
 
 def test_context_has_intent_transcript_and_only_shareable_slots() -> None:
     slots = {
-        "order_number": "NW-12345", "visitor_name": "Dana", "handoff_status": "pending",
-        "handoff_channel_sid": "CH1", "session_started_metadata": {"socket": SENDER}, "requested_slot": None, "empty": None,
+        "order_number": "NW-12345",
+        "visitor_name": "Dana",
+        "handoff_status": "pending",
+        "handoff_channel_sid": "CH1",
+        "session_started_metadata": {"socket": SENDER},
+        "requested_slot": None,
+        "empty": None,
     }
     data = handoff.context(EVENTS, slots)
     assert data["intent"] == "talk_to_agent"

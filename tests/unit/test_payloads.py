@@ -16,9 +16,9 @@ from rasa.core.channels.socketio import SocketIOOutput as StockSocketIOOutput
 from rasa.shared.core.events import BotUttered
 
 from rasa_flex_handoff import handoff, payloads
-from rasa_flex_handoff.webhooks import webhook_params
 from rasa_flex_handoff.rest import RestOutput
 from rasa_flex_handoff.socketio import SocketIOOutput
+from rasa_flex_handoff.webhooks import webhook_params
 
 BUTTONS = [{"title": "Talk to an agent", "payload": "/talk_to_agent"}]
 
@@ -55,10 +55,17 @@ def handoff_messages() -> List[Dict[str, Any]]:
             handoff.agent_text("Alice", "Hi, I'm Alice"),
             metadata=handoff.handoff_metadata("agent", agent="Alice", body="Hi, I'm Alice", message_sid="IM1", timestamp="t"),
         ).message(),
-        BotUttered("Alice joined the chat.", metadata=handoff.handoff_metadata(
-            "system", event="agent_joined", agent="Alice", channel_sid="CH1", participant_sid="MB1")).message(),
-        BotUttered("Connecting you...", data={"custom": {"handoff": details}},
-                   metadata=handoff.handoff_metadata("system", event="connecting", channel_sid="CH1")).message(),
+        BotUttered(
+            "Alice joined the chat.",
+            metadata=handoff.handoff_metadata(
+                "system", event="agent_joined", agent="Alice", channel_sid="CH1", participant_sid="MB1"
+            ),
+        ).message(),
+        BotUttered(
+            "Connecting you...",
+            data={"custom": {"handoff": details}},
+            metadata=handoff.handoff_metadata("system", event="connecting", channel_sid="CH1"),
+        ).message(),
         BotUttered("The agent has ended the chat.", metadata=handoff.handoff_metadata("system", event="chat_closed")).message(),
     ]
 
@@ -96,7 +103,13 @@ async def test_handoff_turns_are_stock_text_payloads_with_metadata() -> None:
         assert set(payload["metadata"]) == {"handoff"}
     agent, joined, connecting, closed = (p["metadata"]["handoff"] for p in sio.emitted)
     assert sio.emitted[0]["text"] == "Alice: Hi, I'm Alice"
-    assert agent == {"sender": "agent", "agent": {"name": "Alice"}, "body": "Hi, I'm Alice", "message_sid": "IM1", "timestamp": "t"}
+    assert agent == {
+        "sender": "agent",
+        "agent": {"name": "Alice"},
+        "body": "Hi, I'm Alice",
+        "message_sid": "IM1",
+        "timestamp": "t",
+    }
     assert joined == {"sender": "system", "event": "agent_joined", "agent": {"name": "Alice"}}  # no routing internals
     assert connecting["event"] == "connecting" and connecting["chat"]["token"] == "jwt"
     assert closed == {"sender": "system", "event": "chat_closed"}
@@ -111,13 +124,15 @@ async def test_rest_handoff_turns_are_stock_rest_messages_with_metadata() -> Non
     allowed = {frozenset(m) for m in stock.messages}
     for message in handoff_messages():
         await ours.send_response("v", dict(message))
-    for payload in ours.messages[len(stock.messages):]:
+    for payload in ours.messages[len(stock.messages) :]:
         assert frozenset(payload) - {"metadata"} in allowed and payload["text"].strip(), payload
 
 
 def test_history_never_returns_the_access_token_or_custom_json() -> None:
-    events = [BotUttered(m.get("text"), data={"custom": m.get("custom")}, metadata={"handoff": m["handoff"]}).as_dict()
-              for m in handoff_messages()]
+    events = [
+        BotUttered(m.get("text"), data={"custom": m.get("custom")}, metadata={"handoff": m["handoff"]}).as_dict()
+        for m in handoff_messages()
+    ]
     events.append(BotUttered("here", data={"custom": {"secret": "x"}}).as_dict())
     entries = payloads.history(events, "quick_replies")
     assert "jwt" not in repr(entries) and "secret" not in repr(entries)
@@ -128,12 +143,18 @@ def test_history_never_returns_the_access_token_or_custom_json() -> None:
 def test_history_shows_a_replayed_visitor_turn_once() -> None:
     events = [
         {"event": "user", "text": "opening hours?", "metadata": {}},
-        {"event": "bot", "text": "The agent has ended the chat.", "metadata": {"handoff": {"role": "system", "event": "chat_closed"}}},
+        {
+            "event": "bot",
+            "text": "The agent has ended the chat.",
+            "metadata": {"handoff": {"role": "system", "event": "chat_closed"}},
+        },
         {"event": "user", "text": "opening hours?", "metadata": {"handoff": {"replayed": True}}},
         {"event": "bot", "text": "We are open 9-5."},
     ]
     assert [(e["sender"], e["text"]) for e in payloads.history(events, "buttons")] == [
-        ("visitor", "opening hours?"), ("system", "The agent has ended the chat."), ("bot", "We are open 9-5."),
+        ("visitor", "opening hours?"),
+        ("system", "The agent has ended the chat."),
+        ("bot", "We are open 9-5."),
     ]
 
 
@@ -159,7 +180,10 @@ def test_connectors_declare_capabilities_clients_cannot_forge() -> None:
 @pytest.mark.parametrize(
     "body, expected",
     [
-        (b"EventType=onMessageAdded&ParticipantSid=&Body=", {"EventType": ["onMessageAdded"], "ParticipantSid": [""], "Body": [""]}),
+        (
+            b"EventType=onMessageAdded&ParticipantSid=&Body=",
+            {"EventType": ["onMessageAdded"], "ParticipantSid": [""], "Body": [""]},
+        ),
         (b"Media=%5B%5D&Body=hi+there", {"Media": ["[]"], "Body": ["hi there"]}),
         (b"", {}),
     ],

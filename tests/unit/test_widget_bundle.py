@@ -31,7 +31,8 @@ def test_checked_in_bundle_matches_the_sources(widget_checkout: Path) -> None:
     subprocess.run(["npm", "run", "build"], cwd=widget_checkout, check=True, capture_output=True, timeout=120)
     built = (widget_checkout / "static" / "widget.js").read_bytes()
     assert built == (WIDGET / "static" / "widget.js").read_bytes(), (
-        "bot/northwind/widget/static/widget.js is stale: run `make widget` and commit it")
+        "bot/northwind/widget/static/widget.js is stale: run `make widget` and commit it"
+    )
 
 
 def test_widget_logic_tests_pass(widget_checkout: Path) -> None:

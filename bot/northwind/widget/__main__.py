@@ -13,8 +13,11 @@ def main(argv=None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--rasa-url", default="http://127.0.0.1:5005", help="Rasa server the widget connects to")
-    parser.add_argument("--history-url", default=None,
-                        help="history endpoint template ({serverUrl}, {session_id}); default: the widget's built-in one")
+    parser.add_argument(
+        "--history-url",
+        default=None,
+        help="history endpoint template ({serverUrl}, {session_id}); default: the widget's built-in one",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     app = create_app(args.rasa_url, args.history_url)

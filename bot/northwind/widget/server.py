@@ -37,7 +37,8 @@ def create_app(rasa_url: str, history_url: Optional[str] = None, name: str = "ha
     @app.route("/static/widget.js", methods=["GET", "HEAD"])
     async def widget_js(_: Request):
         return await response.file(
-            WIDGET_JS, mime_type="application/javascript; charset=utf-8",
+            WIDGET_JS,
+            mime_type="application/javascript; charset=utf-8",
             headers={"Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"},
         )
 
