@@ -144,7 +144,7 @@ class ActionRelayToAgent(Action):
         if outcome.closed:
             say(dispatcher, domain, handoff.UTTER_AGENT_ENDED, **notice("chat_closed"))
             say(dispatcher, domain, handoff.UTTER_BOT_BACK, **notice("bot_resumed"))
-            return slot_events(handoff.cleared_slots()) + ([] if outcome.delivered else answer_again(tracker))
+            return resume(tracker, domain) + ([] if outcome.delivered else answer_again(tracker))
         if polls:
             if not outcome.replies:
                 say(dispatcher, domain, handoff.UTTER_WAITING)
@@ -154,10 +154,26 @@ class ActionRelayToAgent(Action):
         return events
 
 
+def resume(tracker: Tracker, domain: DomainDict) -> List[EventType]:
+    """The events that hand the conversation back to the bot: the handoff slots cleared, then a new session.
+
+    The new session (`handoff.new_session`: `SessionStarted`, then the visitor's slots set again
+    as the domain's `session_config` says) hides the handoff from the bot's policies, so the
+    next message is answered as at the start of a conversation, in any bot. It ends without
+    `action_listen`: applying `SessionStarted` leaves Rasa's follow-up action at `action_listen`,
+    so the processor records that next, as after its own session start; `answer_again` adds a
+    replayed message after it instead. The tracker keeps every event; only the policies' view
+    starts over.
+    """
+    return slot_events(handoff.cleared_slots()) + handoff.new_session(tracker.slots, handoff.SessionRules.from_domain(domain))
+
+
 def answer_again(tracker: Tracker) -> List[EventType]:
     """Replay the visitor's message as a new turn, so the bot answers what the closed chat could not take.
 
-    The visitor's original turn stays where it was (history shows it once); the replay is marked.
+    Returned after `resume`, it is the new session's first turn: the bot answers it as at the
+    start of a conversation. The visitor's original turn stays where it was (history shows it
+    once); the replay is marked.
     """
     latest = tracker.latest_message or {}
     return [
@@ -212,7 +228,9 @@ class ActionEndHandoff(Action):
             logger.info("handoff ended by the visitor: chat %s", chat.channel_sid)
         say(dispatcher, domain, handoff.UTTER_ENDED, **notice("visitor_left"))
         say(dispatcher, domain, handoff.UTTER_BOT_BACK, **notice("bot_resumed"))
-        return slot_events(handoff.cleared_slots())
+        if not handoff.is_active(tracker.slots):
+            return slot_events(handoff.cleared_slots())  # not handed off: the bot's own dialogue goes on
+        return resume(tracker, domain)
 
 
 # The action server's start: stop it here, naming what is missing, rather than fail each handoff.

@@ -15,11 +15,14 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Union
 
 from rasa.core.channels.channel import UserMessage
-from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SlotSet, UserUttered, deserialise_events
 
 from rasa_flex_handoff import handoff
 from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
 from rasa_flex_handoff.flex_events import FlexEvent, Happening
+from rasa_flex_handoff.handoff import SessionRules
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +54,16 @@ def is_echo(chat: FlexChat, event: FlexEvent) -> bool:
     return event.happening in (Happening.MESSAGE, Happening.JOINED, Happening.LEFT) and event.who == chat.identity
 
 
-def on_flex_event(events: Iterable[Event], slots: Mapping[str, Any], event: FlexEvent) -> List[Step]:
+def on_flex_event(
+    events: Iterable[Event], slots: Mapping[str, Any], event: FlexEvent, rules: SessionRules = SessionRules()
+) -> List[Step]:
     """The steps one Flex event takes in a conversation with these events and slots (none: ignore it).
 
     Ignored: events of a chat that is not the conversation's current one (handed back, or an
     earlier handoff's chat still sending), the visitor's own echoes, and what is already recorded
-    (Twilio retries webhooks; catch-up and a late webhook bring the same message).
+    (Twilio retries webhooks; catch-up and a late webhook bring the same message): `events` are
+    all the tracker's events, not only the applied ones. A close resumes the bot in a new
+    session started by the domain's `rules`.
     """
     chat = handoff.chat_from_slots(slots)
     if chat is None or chat.channel_sid != event.channel_sid:
@@ -72,7 +79,7 @@ def on_flex_event(events: Iterable[Event], slots: Mapping[str, Any], event: Flex
         return _participant_change(chat, slots, event, seen, joined=happening is Happening.JOINED)
     if happening is Happening.CLOSED:
         logger.info("Flex chat %s closed by the agent side; bot resumes", chat.channel_sid)
-        return resume_bot(f"closed:{chat.channel_sid}")
+        return resume_bot(slots, rules, f"closed:{chat.channel_sid}")
     return []
 
 
@@ -127,27 +134,54 @@ def _agent_is_there(slots: Mapping[str, Any]) -> List[Step]:
     return [SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE)] if slots.get(handoff.STATUS_SLOT) == handoff.PENDING else []
 
 
-def resume_bot(key: Optional[str] = None) -> List[Step]:
-    """The steps that end the handoff after the chat closed: the notice, cleared slots, the bot saying it is back.
+def session_rules(domain: Optional[Domain]) -> SessionRules:
+    """How the bot's domain starts a session: `session_config.carry_over_slots_to_new_session` and the slots' initial values."""
+    if domain is None:
+        return SessionRules()
+    initial = {slot.name: slot.initial_value for slot in domain.slots if slot.initial_value is not None}
+    return SessionRules(domain.session_config.carry_over_slots, initial)
 
-    `key` records the close (like a message sid) so a repeated close webhook is not shown twice.
+
+def new_session(slots: Mapping[str, Any], rules: SessionRules = SessionRules()) -> List[Event]:
+    """A new dialogue session for a tracker with these slots, listening: `handoff.new_session`, then `action_listen`.
+
+    The events Rasa's own session start leaves in a tracker after `action_session_start`, so the
+    next visitor message is handled as at the start of a conversation (see `handoff.new_session`).
+    """
+    return [*deserialise_events(handoff.new_session(slots, rules)), ActionExecuted(ACTION_LISTEN_NAME)]
+
+
+def resume_bot(slots: Mapping[str, Any], rules: SessionRules = SessionRules(), key: Optional[str] = None) -> List[Step]:
+    """The steps that end the handoff after the chat closed: the notice, cleared slots, the bot saying it is back, a new session.
+
+    `slots` are the conversation's before the close: the new session keeps the visitor's (the
+    domain's `rules` permitting). `key` records the close (like a message sid) so a repeated close
+    webhook is not shown twice.
     """
     closed = handoff.handoff_metadata("system", event="chat_closed", message_sid=key)
     steps: List[Step] = [Notice(handoff.UTTER_AGENT_ENDED, closed)]
     steps += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
     steps.append(Notice(handoff.UTTER_BOT_BACK, handoff.handoff_metadata("system", event="bot_resumed")))
+    steps += new_session(slots, rules)
     return steps
 
 
-def on_visitor_message(chat: FlexChat, message: UserMessage, closed: bool, failed: bool) -> List[Step]:
+def on_visitor_message(
+    chat: FlexChat,
+    message: UserMessage,
+    closed: bool,
+    failed: bool,
+    slots: Mapping[str, Any],
+    rules: SessionRules = SessionRules(),
+) -> List[Step]:
     """The steps after relaying the visitor's `message` to `chat`: the turn as relayed, or the bot back if the chat closed.
 
     A message the closed chat did not take is not recorded here: the bot answers it next, as
-    a normal turn, so nothing the visitor wrote is dropped. A failed relay is recorded (the
-    visitor did say it) with a notice that it did not reach the agent.
+    a normal turn (the first of the new session), so nothing the visitor wrote is dropped. A
+    failed relay is recorded (the visitor did say it) with a notice that it did not reach the agent.
     """
     if closed:
-        return resume_bot()
+        return resume_bot(slots, rules)
     steps: List[Step] = [
         UserUttered(
             message.text,

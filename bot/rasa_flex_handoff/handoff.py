@@ -65,8 +65,12 @@ TALK_TO_AGENT_INTENT = "talk_to_agent"
 END_CHAT_INTENT = "end_chat"
 END_CHAT_PAYLOAD = "/end_chat"
 
+# Rasa's own slots: the message metadata a session started with, and the slot an active form asks for.
+SESSION_METADATA_SLOT = "session_started_metadata"
+REQUESTED_SLOT = "requested_slot"
+
 # Slots that never go to Flex: ours, Rasa's bookkeeping, and front-end metadata.
-_PRIVATE_SLOTS = {"session_started_metadata", "requested_slot"}
+_PRIVATE_SLOTS = {SESSION_METADATA_SLOT, REQUESTED_SLOT}
 
 DEFAULT_VISITOR_NAME = "Website visitor"
 WEBHOOK_ROUTE = "flex"
@@ -297,6 +301,87 @@ def start_slots(chat: FlexChat, last_index: int = -1) -> Dict[str, Any]:
 def cleared_slots() -> Dict[str, None]:
     """Slot values that hand the conversation back to the bot."""
     return {name: None for name in HANDOFF_SLOTS}
+
+
+@dataclass(frozen=True)
+class SessionRules:
+    """How the bot starts a dialogue session, as its domain says: whether slots carry over, what each resets to.
+
+    `carry_over_slots` is the domain's `session_config.carry_over_slots_to_new_session`, true
+    (Rasa's default) when the domain does not say or was not sent (rasa-sdk's selective domain);
+    `initial_values` maps a slot to its `initial_value`, what a session start resets it to.
+    """
+
+    carry_over_slots: bool = True
+    initial_values: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_domain(cls, domain: Mapping[str, Any]) -> SessionRules:
+        """The rules of a domain in its dict form (`Domain.as_dict()`, what rasa-sdk hands an action)."""
+        config = domain.get("session_config")
+        carry = config.get("carry_over_slots_to_new_session") if isinstance(config, Mapping) else None
+        slots = domain.get("slots")
+        initial = {
+            name: spec.get("initial_value")
+            for name, spec in (slots.items() if isinstance(slots, Mapping) else [])
+            if isinstance(spec, Mapping) and spec.get("initial_value") is not None
+        }
+        return cls(carry if isinstance(carry, bool) else True, initial)
+
+
+def carried_slots(slots: Mapping[str, Any], rules: SessionRules = SessionRules()) -> Dict[str, Any]:
+    """The slot values a new session starts with, set again after `SessionStarted` reset them all.
+
+    Rasa's own session start carries every slot over when the domain says so: here every slot
+    whose value the reset would change, including `session_started_metadata`, but not the
+    handoff's own slots (the handoff is over) nor `requested_slot` (its form was deactivated
+    when the handoff began). Nothing when the domain does not carry slots over.
+    """
+    if not rules.carry_over_slots:
+        return {}
+    return {
+        name: value
+        for name, value in slots.items()
+        if name not in HANDOFF_SLOTS
+        and name != REQUESTED_SLOT
+        and (value is not None or rules.initial_values.get(name) is not None)
+    }
+
+
+def new_session(slots: Mapping[str, Any], rules: SessionRules = SessionRules()) -> List[Dict[str, Any]]:
+    """The events that start a new dialogue session when the bot resumes: `SessionStarted`, then the carried slots.
+
+    In Rasa's serialised form, the one both servers use: what a rasa-sdk action returns (the same
+    dicts as `rasa_sdk.events.SessionStarted()` and `SlotSet(name, value)`) and what Rasa reads
+    back with `rasa.shared.core.events.deserialise_events` (timestamps are set when read).
+
+    After a handoff the bot must answer the next message as at the start of a conversation, in
+    any bot: its policies featurize `DialogueStateTracker.applied_events()`, which starts over at
+    the latest `SessionStarted` (or `Restarted`), so the handoff's turns (the request, relayed
+    and agent turns) leave their `max_history` window while `tracker.events`, the stored
+    conversation, keeps every one of them (history, transcripts). This is what Rasa's
+    `ActionSessionStart` returns, without its closing `action_listen`: applying `SessionStarted`
+    resets every slot and leaves the tracker's follow-up action at `action_listen`, so in the
+    processor's loop after a custom action Rasa listens next, recording the same
+    `ActionExecuted(action_listen)`; where the events are recorded outside the loop (the
+    connector, or a replayed message) the caller records it.
+
+    Not `Restarted`: it drops every slot and the session's metadata. Not
+    `FollowupAction("action_session_start")`: Rasa runs it after all the events an action
+    returned, so a replayed message would fall before the new session (out of what the policies
+    see), and Rasa predicts nothing after `action_session_start` (the visitor gets no answer);
+    the connector, outside the processor's loop, could not use it at all. And no
+    `ActionExecuted("action_session_start")` before it, the record Rasa's processor adds when it
+    runs that action: no such action runs here (a bot's custom one is not called), and Rasa 3.6's
+    in-memory and Redis tracker stores split sessions at that record, the in-memory one then
+    keeping only the last session at the next save: the conversation before the handoff's end
+    would be lost from its history. SQL and Mongo stores split at `SessionStarted` itself.
+    """
+    events: List[Dict[str, Any]] = [{"event": "session_started", "timestamp": None}]
+    events += [
+        {"event": "slot", "timestamp": None, "name": name, "value": value} for name, value in carried_slots(slots, rules).items()
+    ]
+    return events
 
 
 def chat_from_slots(slots: Mapping[str, Any]) -> Optional[FlexChat]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncContextManager, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
 
@@ -104,12 +105,20 @@ class Handoff:
     async def _take(
         self, agent: Agent, tracker: DialogueStateTracker, steps: Sequence[Step], output_channel: str
     ) -> List[Dict[str, Any]]:
-        """Record the steps in the tracker in order, notices worded for its state then; the visitor's payloads."""
+        """Record the steps in the tracker in order, notices worded for its state then; the visitor's payloads.
+
+        Each event is stamped when recorded, so timestamps follow the order: Rasa's SQL tracker
+        store finds the latest session by the `SessionStarted` timestamp.
+        """
         shown: List[Dict[str, Any]] = []
         for step in steps:
-            event = await notices.word(agent, step, tracker, output_channel) if isinstance(step, chat_state.Notice) else step
-            if event is None:
-                continue
+            if isinstance(step, chat_state.Notice):
+                event = await notices.word(agent, step, tracker, output_channel)
+                if event is None:
+                    continue
+            else:
+                event = step
+                event.timestamp = time.time()
             tracker.update(event, agent.domain)
             shown += _visitor_payloads(event)
         return shown
@@ -140,7 +149,9 @@ class Handoff:
                 logger.info("relay found Flex chat %s closed; bot resumes and answers", chat.channel_sid)
             elif outcome.failure:
                 logger.info("relay to Flex chat %s failed; visitor told", chat.channel_sid)
-            steps = chat_state.on_visitor_message(chat, message, outcome.closed, bool(outcome.failure))
+            steps = chat_state.on_visitor_message(
+                chat, message, outcome.closed, bool(outcome.failure), slots, chat_state.session_rules(agent.domain)
+            )
             relay = Relay(to_bot=outcome.closed)
             relay.notices = await self._take(agent, tracker, steps, message.output_channel.name())
             await agent.tracker_store.save(tracker)
@@ -197,7 +208,9 @@ class Handoff:
         """Apply Flex events to the tracker in order, each seeing what the ones before it recorded; the visitor's payloads."""
         shown: List[Dict[str, Any]] = []
         for flex_event in flex_events:
-            steps = chat_state.on_flex_event(tracker.events, tracker.current_slot_values(), flex_event)
+            steps = chat_state.on_flex_event(
+                tracker.events, tracker.current_slot_values(), flex_event, chat_state.session_rules(agent.domain)
+            )
             shown += await self._take(agent, tracker, steps, output_channel)
         return shown
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.request
+from typing import Any, Dict, List, Optional
 
 import jwt
 
@@ -10,6 +12,38 @@ from flex_sandbox.credentials import DEVELOPMENT
 from northwind.processes import wait_for
 from northwind.servers import AGENT, Stack
 from tests.handoff.conftest import handed_off
+
+
+def applied_events(stack: Stack, sender_id: str) -> List[Dict[str, Any]]:
+    """The tracker's events the bot's policies featurize (Rasa's `applied_events`), over Rasa's HTTP API."""
+    with urllib.request.urlopen(f"{stack.url}/conversations/{sender_id}/tracker?include_events=APPLIED", timeout=10) as r:
+        return json.loads(r.read())["events"]
+
+
+def is_handoff_turn(event: Dict[str, Any]) -> bool:
+    """A turn of the handoff: its request, relayed and /end_chat turns, the handoff actions, agent and system turns, its slots."""
+    kind = event["event"]
+    if kind == "user":
+        return ((event.get("parse_data") or {}).get("intent") or {}).get("name") in ("talk_to_agent", "handoff_relay", "end_chat")
+    if kind == "action":
+        return event["name"] in ("action_handoff_to_agent", "action_relay_to_agent", "action_end_handoff")
+    if kind == "bot":
+        return "handoff" in (event.get("metadata") or {})
+    return kind == "slot" and event["name"].startswith("handoff_")
+
+
+def resumed_in_a_new_session(stack: Stack, sender_id: str, first: str) -> None:
+    """After the handoff the bot's policies see a new session whose first visitor turn is `first`; the tracker keeps it all."""
+
+    def answered() -> Optional[List[Dict[str, Any]]]:
+        found = applied_events(stack, sender_id)
+        listening = bool(found) and found[-1]["event"] == "action" and found[-1]["name"] == "action_listen"
+        return found if listening and any(e["event"] == "user" for e in found) else None
+
+    applied = wait_for(answered, 10, "the bot's answer recorded")
+    assert [e for e in applied if is_handoff_turn(e)] == [], applied
+    assert [e["text"] for e in applied if e["event"] == "user"] == [first], applied
+    assert [e for e in stack.tracker(sender_id)["events"] if is_handoff_turn(e)] != []  # history keeps the handoff
 
 
 def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, visitors) -> None:
@@ -85,6 +119,10 @@ def test_bot_chat_then_handoff_with_context_relay_and_agent_close(stack: Stack, 
     visitor.wait_for(lambda m: m.get("event") == "bot_resumed", "bot resumed notice", start=mark)
     wait_for(lambda: stack.tracker(visitor.session_id)["slots"]["handoff_status"] is None, 10, "handoff slots cleared")
     mark = len(visitor.messages)
+    visitor.say("/greet")  # answered as at the start of a conversation, the handoff out of the policies' sight
+    visitor.wait_for_text("Northwind assistant", start=mark)
+    resumed_in_a_new_session(stack, visitor.session_id, "/greet")
+    mark = len(visitor.messages)
     visitor.say("/ask_payment")
     visitor.wait_for_text("Visa", start=mark)
 
@@ -105,6 +143,7 @@ def test_visitor_ends_chat(stack: Stack, visitors) -> None:
     mark = len(visitor.messages)
     visitor.say("/ask_returns")
     visitor.wait_for_text("30 days", start=mark)
+    resumed_in_a_new_session(stack, visitor.session_id, "/ask_returns")
 
 
 def test_double_click_creates_one_chat(stack: Stack, visitors) -> None:

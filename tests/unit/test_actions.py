@@ -10,8 +10,13 @@ import logging
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted as RasaActionExecuted
+from rasa.shared.core.events import SessionStarted as RasaSessionStarted
+from rasa.shared.core.events import UserUttered as RasaUserUttered
+from rasa.shared.core.trackers import DialogueStateTracker, EventVerbosity
 from rasa_sdk import Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from twilio.base.exceptions import TwilioRestException
 
@@ -31,9 +36,12 @@ from rasa_flex_handoff.actions import (
     ActionRelayToAgent,
     answer_again,
     domain_text,
+    slot_events,
 )
 from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexMessage, FlexParticipant, NewChat
 from rasa_flex_handoff.settings import CONVERSATIONS, LEGACY, Settings
+from tests.unit import sessions
+from tests.unit.sessions import VISITOR_SLOTS, fresh_session, is_handoff_turn, rasa_session_start, run_custom_action, states_after
 
 
 def tracker(slots: Optional[Dict[str, Any]] = None, events: Optional[List[Dict[str, Any]]] = None) -> Tracker:
@@ -340,9 +348,9 @@ async def test_relaying_into_a_chat_the_agent_closed_hands_back_and_replays_the_
     assert asked == [CONVERSATIONS]
     assert said(dispatcher) == ["utter_handoff_agent_ended", "utter_bot_back"]
     assert [m["handoff"]["event"] for m in dispatcher.messages] == ["chat_closed", "bot_resumed"]
-    assert slot_values(events) == handoff.cleared_slots()
-    assert [e["event"] for e in events if e["event"] != "slot"] == ["action", "user"]  # the bot answers it instead
-    assert fake.posted == []
+    assert events[:6] == [SlotSet(name, None) for name in handoff.HANDOFF_SLOTS]
+    assert events[6:] == [SessionStarted(), ActionExecuted("action_listen"), *answer_again(turn("still there?"))[1:]]
+    assert fake.posted == []  # the bot answers it instead, in a new session
 
 
 async def test_a_relay_that_fails_tells_the_visitor_and_keeps_the_handoff(flex: Tuple[FakeFlex, List[Any]]) -> None:
@@ -399,7 +407,7 @@ async def test_ending_outside_a_handoff_hands_back_without_calling_flex(flex: Tu
     events = await ActionEndHandoff().run(dispatcher, turn("/end_chat", intent="end_chat"), DOMAIN)
     assert said(dispatcher) == ["utter_handoff_ended", "utter_bot_back"]
     assert [m["handoff"]["event"] for m in dispatcher.messages] == ["visitor_left", "bot_resumed"]
-    assert slot_values(events) == handoff.cleared_slots()
+    assert events == slot_events(handoff.cleared_slots())  # not handed off: no new session, the bot's dialogue goes on
     assert asked == [] and fake.closes == 0
 
 
@@ -409,7 +417,83 @@ async def test_ending_closes_the_chat_in_the_generation_it_was_started_in(flex: 
     events = await ActionEndHandoff().run(dispatcher, turn("/end_chat", handed_off_slots(LEGACY), intent="end_chat"), DOMAIN)
     assert asked == [LEGACY] and fake.closes == 1
     assert said(dispatcher) == ["utter_handoff_ended", "utter_bot_back"]
-    assert slot_values(events) == handoff.cleared_slots()
+    assert events == [*slot_events(handoff.cleared_slots()), SessionStarted()]
+
+
+# --- the bot resumes in a new session -------------------------------------------------------
+#
+# The actions' events applied to a real Rasa tracker as Rasa's processor applies them
+# (tests/unit/sessions.py), with the tracker and domain rasa-sdk hands the action.
+
+
+def as_action_server_gets_it(conversation: DialogueStateTracker) -> Tuple[Tracker, Dict[str, Any]]:
+    """The tracker and domain a custom action receives for this conversation."""
+    return Tracker.from_dict(conversation.current_state(EventVerbosity.ALL)), sessions.DOMAIN.as_dict()
+
+
+def assert_resumed_in_a_new_session(conversation: DialogueStateTracker, before: List[Any]) -> None:
+    """(a) No handoff turn in what the policies featurize, (b) the visitor's slots, (c) all events, (d) no handoff state."""
+    applied = conversation.applied_events()
+    assert [event for event in applied if is_handoff_turn(event)] == []
+    assert {name: conversation.get_slot(name) for name in VISITOR_SLOTS} == VISITOR_SLOTS
+    assert list(conversation.events)[: len(before)] == before
+    assert {name: conversation.get_slot(name) for name in handoff.HANDOFF_SLOTS} == handoff.cleared_slots()
+    session = [i for i, event in enumerate(conversation.events) if isinstance(event, RasaSessionStarted)][-1]
+    assert session >= len(before)  # the new session starts after everything the conversation had
+
+
+async def test_ending_the_chat_resumes_the_bot_in_a_new_session_that_rasa_listens_in(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    conversation = sessions.handed_off()
+    conversation.update(RasaActionExecuted(ACTION_LISTEN_NAME))
+    conversation.update(sessions.user("/end_chat", "end_chat"))
+    before = list(conversation.events)
+    tracker, domain = as_action_server_gets_it(conversation)
+    dispatcher = CollectingDispatcher()
+    events = await ActionEndHandoff().run(dispatcher, tracker, domain)
+    assert fake.closes == 1
+    # rasa-sdk events: the handoff slots cleared, a session started, the visitor's slots set again.
+    assert events[:6] == [SlotSet(name, None) for name in handoff.HANDOFF_SLOTS]
+    assert events[6] == SessionStarted() and slot_values(events[7:]) == VISITOR_SLOTS
+    assert [e["event"] for e in events[7:]] == ["slot"] * len(VISITOR_SLOTS)
+
+    run_custom_action(conversation, "action_end_handoff", dispatcher.messages, events)
+    # Rasa's next prediction after the action: the follow-up the session start left, action_listen (no policy asked).
+    assert conversation.followup_action == ACTION_LISTEN_NAME
+    conversation.update(RasaActionExecuted(ACTION_LISTEN_NAME, policy="followup_action", confidence=1.0))
+    assert_resumed_in_a_new_session(conversation, before)
+    # The next message is seen as after Rasa's own session start, and as a new visitor's first.
+    rasa = sessions.handed_off()
+    rasa.update_with_events(before[len(rasa.events) :], sessions.DOMAIN)
+    run_custom_action(rasa, "action_end_handoff", dispatcher.messages, events[:6])
+    await rasa_session_start(rasa)
+    hello = sessions.user("hello", "greet")
+    assert states_after(conversation, hello) == states_after(rasa, hello) == states_after(fresh_session(), hello)
+
+
+async def test_a_message_the_closed_chat_did_not_take_is_the_new_sessions_first_turn(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    fake.closed = True
+    conversation = sessions.handed_off()
+    conversation.update(RasaActionExecuted(ACTION_LISTEN_NAME))
+    conversation.update(sessions.user("hello", "greet", input_channel="rest"))  # `rasa shell` or Rasa's REST: NLU ran
+    before = list(conversation.events)
+    tracker, domain = as_action_server_gets_it(conversation)
+    dispatcher = CollectingDispatcher()
+    events = await ActionRelayToAgent().run(dispatcher, tracker, domain)
+    assert said(dispatcher) == ["utter_handoff_agent_ended", "utter_bot_back"] and fake.posted == []
+    assert [e["event"] for e in events[6:]] == ["session_started", *["slot"] * len(VISITOR_SLOTS), "action", "user"]
+
+    run_custom_action(conversation, "action_relay_to_agent", dispatcher.messages, events)
+    assert_resumed_in_a_new_session(conversation, before)
+    # The replay is the latest user turn, after the new session's start: the bot answers it, as a new visitor's first.
+    replayed = conversation.get_last_event_for(RasaUserUttered)
+    assert replayed.text == "hello" and replayed.metadata["handoff"] == {"replayed": True}
+    positions = {type(event).__name__: i for i, event in enumerate(conversation.events)}  # each kind's last position
+    assert positions["UserUttered"] == len(conversation.events) - 1 > positions["SessionStarted"] > len(before)
+    assert conversation.followup_action is None  # the policies predict the answer
+    assert conversation.applied_events()[-2:] == [RasaActionExecuted(ACTION_LISTEN_NAME), replayed]
+    assert states_after(conversation) == states_after(fresh_session(sessions.user("hello", "greet")))
 
 
 async def test_a_response_the_domain_lacks_is_logged_by_name_and_not_sent(

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+import pytest
 from rasa.core.channels.channel import UserMessage
-from rasa.shared.core.events import BotUttered, Event, SlotSet, UserUttered
+from rasa.shared.core.constants import ACTION_LISTEN_NAME
+from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionStarted, SlotSet, UserUttered
+from rasa.shared.core.trackers import DialogueStateTracker
 
-from rasa_flex_handoff import handoff
+from rasa_flex_handoff import handoff, payloads
 from rasa_flex_handoff.chat_state import (
     RELAYED_INTENT,
     Notice,
@@ -20,9 +23,22 @@ from rasa_flex_handoff.chat_state import (
     on_flex_event,
     on_visitor_message,
     resume_bot,
+    session_rules,
 )
 from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
 from rasa_flex_handoff.flex_events import FlexEvent, Happening
+from rasa_flex_handoff.handoff import SessionRules
+from tests.unit import sessions
+from tests.unit.sessions import (
+    DOMAIN,
+    VISITOR_SLOTS,
+    fresh_session,
+    handed_off,
+    is_handoff_turn,
+    rasa_session_start,
+    record,
+    states_after,
+)
 
 CHAT = FlexChat("conversations", "CH1", "visitor-identity", "IS1")
 LEGACY_CHAT = FlexChat("legacy", "CH1", "visitor-identity", "IS1")
@@ -186,8 +202,8 @@ def test_a_closed_chat_hands_back_to_the_bot() -> None:
     steps = on_flex_event([], ACTIVE, closed())
     assert notices(steps) == ["utter_handoff_agent_ended", "utter_bot_back"]
     assert steps[0].metadata == {"handoff": {"role": "system", "event": "chat_closed", "message_sid": "closed:CH1"}}  # type: ignore[union-attr]
-    assert slots_set(steps) == handoff.cleared_slots()
-    assert steps == resume_bot("closed:CH1")
+    assert slots_set(steps[: steps.index(SessionStarted())]) == handoff.cleared_slots()
+    assert steps == resume_bot(ACTIVE, key="closed:CH1")
 
 
 def test_events_after_the_close_change_nothing() -> None:
@@ -201,6 +217,116 @@ def test_legacy_inactive_channel_is_a_close() -> None:
     event = FlexEvent.from_form(form)
     assert event.happening is Happening.CLOSED
     assert notices(on_flex_event([], ACTIVE, event)) == ["utter_handoff_agent_ended", "utter_bot_back"]
+
+
+# --- the bot resumes in a new session -------------------------------------------------------
+#
+# Applied to a real Rasa tracker of a handed-off conversation (tests/unit/sessions.py): what the
+# policies featurize afterwards (`applied_events`) starts over, the visitor's slots survive, and
+# the tracker keeps every event.
+
+
+def resumed_by(trigger: str, tracker: DialogueStateTracker, rules: SessionRules) -> List[Step]:
+    """The steps of the connector's two ways of finding the chat over: the close webhook, a relay into the closed chat."""
+    slots = tracker.current_slot_values()
+    if trigger == "close":
+        return on_flex_event(tracker.events, slots, closed(), rules)
+    return on_visitor_message(CHAT, visitor(), closed=True, failed=False, slots=slots, rules=rules)
+
+
+def until_session(steps: List[Step]) -> List[Step]:
+    """The steps before the new session: the notices and the cleared handoff slots."""
+    return steps[: next(i for i, step in enumerate(steps) if isinstance(step, SessionStarted))]
+
+
+def kinds(events: List[Event]) -> List[str]:
+    return [type(event).__name__ for event in events]
+
+
+@pytest.mark.parametrize("trigger", ["close", "relay"])
+def test_the_bot_resumes_in_a_new_session_without_the_handoff_and_with_the_visitors_slots(trigger: str) -> None:
+    tracker = handed_off()
+    before = list(tracker.events)
+    record(tracker, resumed_by(trigger, tracker, session_rules(DOMAIN)))
+
+    # What the policies featurize holds no handoff turn: the carried slots and Rasa's listen, as after a session start.
+    applied = tracker.applied_events()
+    assert [event for event in applied if is_handoff_turn(event)] == []
+    assert applied[-1] == ActionExecuted(ACTION_LISTEN_NAME) and kinds(applied[:-1]) == ["SlotSet"] * len(VISITOR_SLOTS)
+    assert slots_set(applied[:-1]) == VISITOR_SLOTS  # type: ignore[arg-type]
+    # The visitor's slots survive (newsletter stays None, not its initial true); the handoff's are cleared.
+    assert {name: tracker.get_slot(name) for name in VISITOR_SLOTS} == VISITOR_SLOTS
+    assert {name: tracker.get_slot(name) for name in handoff.HANDOFF_SLOTS} == handoff.cleared_slots()
+    assert tracker.active_loop_name is None and not tracker.is_paused()
+    # Every event is still in the tracker: the handoff, then the notices, the cleared slots and the new session.
+    events = list(tracker.events)
+    assert events[: len(before)] == before
+    added = events[len(before) :]
+    assert kinds(added) == ["BotUttered", *["SlotSet"] * 6, "BotUttered", "SessionStarted", *["SlotSet"] * 4, "ActionExecuted"]
+    assert [e.metadata["handoff"]["event"] for e in added if isinstance(e, BotUttered)] == ["chat_closed", "bot_resumed"]
+    assert tracker.followup_action is None  # listening, as Rasa leaves a tracker after its session start
+
+
+@pytest.mark.parametrize("trigger", ["close", "relay"])
+async def test_the_first_message_after_the_resume_is_seen_as_after_rasas_own_session_start(trigger: str) -> None:
+    resumed = handed_off()
+    steps = resumed_by(trigger, resumed, session_rules(DOMAIN))
+    record(resumed, steps)
+    rasa = handed_off()
+    record(rasa, until_session(steps))
+    await rasa_session_start(rasa)  # Rasa's ActionSessionStart on the same conversation
+    hello = sessions.user("hello", "greet")
+    assert resumed.current_slot_values() == rasa.current_slot_values()
+    assert states_after(resumed, hello) == states_after(rasa, hello) == states_after(fresh_session(), hello)
+    assert len(states_after(resumed, hello)) == 2  # the session's start, then the greeting's turn: nothing before
+    # Without the new session the policies would see the handoff's turns before it.
+    unresumed = handed_off()
+    record(unresumed, until_session(steps))
+    assert len(states_after(unresumed, hello)) > 2
+
+
+async def test_a_domain_that_does_not_carry_slots_over_starts_the_session_without_them() -> None:
+    domain = sessions.domain("session_config:\n  carry_over_slots_to_new_session: false\n")
+    rules = session_rules(domain)
+    assert rules == SessionRules(False, {"newsletter": True})
+    resumed = handed_off(domain)
+    steps = on_flex_event(resumed.events, resumed.current_slot_values(), closed(), rules)
+    record(resumed, steps, domain)
+    assert resumed.applied_events() == [ActionExecuted(ACTION_LISTEN_NAME)]
+    rasa = handed_off(domain)
+    record(rasa, until_session(steps), domain)
+    await rasa_session_start(rasa, domain)
+    assert resumed.current_slot_values() == rasa.current_slot_values()
+    assert resumed.get_slot("order_number") is None and resumed.get_slot("newsletter") is True  # back to its initial value
+
+
+def test_both_servers_read_the_same_session_rules_from_the_domain() -> None:
+    assert session_rules(DOMAIN) == SessionRules(True, {"newsletter": True})
+    assert SessionRules.from_domain(DOMAIN.as_dict()) == session_rules(DOMAIN)  # what rasa-sdk hands an action
+    assert SessionRules.from_domain({}) == SessionRules() == session_rules(None)  # no domain sent: carry slots over
+    assert not SessionRules.from_domain({"session_config": {"carry_over_slots_to_new_session": False}}).carry_over_slots
+
+
+def test_what_the_handoff_reads_of_a_resumed_conversation_is_all_of_it() -> None:
+    tracker = handed_off()
+    record(tracker, on_flex_event(tracker.events, tracker.current_slot_values(), closed(), session_rules(DOMAIN)))
+    # Dedupe reads all the tracker's events: the agent's message and the close stay recorded.
+    assert {"IM1", "closed:CH1"} <= handoff.recorded_message_sids(tracker.events)
+    assert handoff.recorded_message_sids(tracker.applied_events()) == set()  # what the policies see would not do
+    assert on_flex_event(tracker.events, tracker.current_slot_values(), closed()) == []  # a repeated close: nothing
+    assert on_flex_event(tracker.events, tracker.current_slot_values(), message(sid="IM9")) == []  # a late message: nothing
+    # The agent's context of a later handoff and the visitor's history read every turn.
+    said = [line["text"] for line in handoff.transcript(tracker.events)]
+    assert said[:3] == ["hello", "Hey! How are you?", "where is NW-12345?"]
+    assert "my parcel never arrived" in said and "alice: Let me check" in said
+    shown = payloads.history([event.as_dict() for event in tracker.events], "quick_replies")
+    assert [(m["sender"], m["text"]) for m in shown][-4:] == [
+        ("visitor", "my parcel never arrived"),
+        ("agent", "alice: Let me check"),
+        ("system", "<utter_handoff_agent_ended>"),
+        ("system", "<utter_bot_back>"),
+    ]
+    assert [m["sender"] for m in shown][:4] == ["visitor", "bot", "visitor", "bot"]
 
 
 # --- stale channel sid ----------------------------------------------------------------------
@@ -264,7 +390,7 @@ def visitor(text: str = "where is my order?") -> UserMessage:
 
 
 def test_a_relayed_message_is_recorded_as_relayed() -> None:
-    [turn] = on_visitor_message(CHAT, visitor(), closed=False, failed=False)
+    [turn] = on_visitor_message(CHAT, visitor(), closed=False, failed=False, slots=ACTIVE)
     assert isinstance(turn, UserUttered)
     assert turn.text == "where is my order?" and turn.intent["name"] == RELAYED_INTENT
     assert turn.message_id == "m1" and turn.input_channel == "handoff_socketio"
@@ -272,16 +398,17 @@ def test_a_relayed_message_is_recorded_as_relayed() -> None:
 
 
 def test_a_failed_relay_is_recorded_with_a_notice() -> None:
-    steps = on_visitor_message(CHAT, visitor(), closed=False, failed=True)
+    steps = on_visitor_message(CHAT, visitor(), closed=False, failed=True, slots=ACTIVE)
     assert isinstance(steps[0], UserUttered) and notices(steps) == ["utter_handoff_relay_failed"]
     assert steps[1].metadata == {"handoff": {"role": "system", "event": "relay_failed"}}  # type: ignore[union-attr]
 
 
 def test_a_message_the_closed_chat_did_not_take_hands_back_and_is_left_to_the_bot() -> None:
-    steps = on_visitor_message(CHAT, visitor(), closed=True, failed=False)
+    steps = on_visitor_message(CHAT, visitor(), closed=True, failed=False, slots=ACTIVE)
     assert not any(isinstance(step, UserUttered) for step in steps)
     assert notices(steps) == ["utter_handoff_agent_ended", "utter_bot_back"]
-    assert slots_set(steps) == handoff.cleared_slots()
+    assert steps == resume_bot(ACTIVE)
+    assert steps[-2:] == [SessionStarted(), ActionExecuted(ACTION_LISTEN_NAME)]  # the bot answers it in a new session
 
 
 # --- catch-up -------------------------------------------------------------------------------
