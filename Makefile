@@ -27,7 +27,9 @@ lint: install
 	.venv/bin/mypy
 
 # The distribution as users install it: dist/rasa_flex_handoff-<version>-py3-none-any.whl
+# (setuptools' build/ is removed first: files left there from deleted sources would ship.)
 wheel: install
+	rm -rf build
 	$(PY) -m pip wheel --quiet --no-deps --no-build-isolation --no-index -w dist .
 
 sandbox: install
