@@ -7,7 +7,8 @@ import sys
 from typing import List, Optional, Sequence, TextIO
 
 from rasa_flex_handoff import __version__
-from rasa_flex_handoff.bot_project import ADDED, CONFLICT, NOTE, Finding, Plan, ProjectError, find_project, plan_setup
+from rasa_flex_handoff.bot_project import ADDED, CONFLICT, NOTE, Finding, Plan, find_project, plan_setup
+from rasa_flex_handoff.yaml_splice import ProjectError
 
 EXIT_OK = 0
 EXIT_CONFLICTS = 1  # init: something stands in the handoff's way; check: something is missing too

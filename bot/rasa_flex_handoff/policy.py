@@ -22,7 +22,7 @@ from rasa.shared.core.events import ActionExecuted, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from rasa_flex_handoff.bot_project import check_domain
+from rasa_flex_handoff.domain_check import check_domain
 from rasa_flex_handoff.handoff import STATUS_SLOT, is_active, is_end_chat
 
 RELAY_ACTION = "action_relay_to_agent"

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import Any, Mapping, Optional
 
-from rasa_flex_handoff.bot_project import HandoffSetupError, missing_from_domain, setup_error
+from rasa_flex_handoff.domain_check import HandoffSetupError, missing_from_domain, setup_error
 from rasa_flex_handoff.settings import Settings, SettingsError, overrides_from_credentials, settings_from_env
 
 logger = logging.getLogger(__name__)

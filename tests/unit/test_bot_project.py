@@ -20,17 +20,16 @@ from ruamel.yaml import YAML
 
 import rasa_flex_handoff
 from rasa_flex_handoff import bot_project
-from rasa_flex_handoff.bot_project import (
+from rasa_flex_handoff.bot_project import find_project, plan_setup
+from rasa_flex_handoff.cli import main
+from rasa_flex_handoff.domain_check import (
     HandoffSetupError,
     check_domain,
     default_responses,
-    find_project,
     fragment,
     fragment_text,
     missing_from_domain,
-    plan_setup,
 )
-from rasa_flex_handoff.cli import main
 from rasa_flex_handoff.policy import HandoffPolicy
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -388,7 +387,7 @@ def test_the_check_imports_without_rasa() -> None:
     """The action server image has rasa-sdk, not Rasa."""
     code = (
         "import sys; sys.modules['rasa'] = None\n"
-        "from rasa_flex_handoff.bot_project import HandoffSetupError, missing_from_domain\n"
+        "from rasa_flex_handoff.domain_check import HandoffSetupError, missing_from_domain\n"
         "assert HandoffSetupError.__bases__ == (Exception,)\n"
         "print(missing_from_domain({'intents': ['talk_to_agent']})[0])\n"
     )

@@ -13,7 +13,7 @@ from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
 
-from rasa_flex_handoff.bot_project import HandoffSetupError, fragment_text
+from rasa_flex_handoff.domain_check import HandoffSetupError, fragment_text
 from rasa_flex_handoff.policy import HandoffPolicy
 
 # The package's fragment (all the handoff needs) plus one intent of the bot's own.
