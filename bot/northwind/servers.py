@@ -119,10 +119,7 @@ def flat(payload: Dict[str, Any]) -> Dict[str, Any]:
 def base_env(sandbox_url: str) -> Dict[str, str]:
     """Environment for our processes: sandbox credentials and URL, whatever .env says."""
     return {
-        "TWILIO_ACCOUNT_SID": DEVELOPMENT.account_sid,
-        "TWILIO_AUTH_TOKEN": DEVELOPMENT.auth_token,
-        "TWILIO_API_KEY": DEVELOPMENT.api_key,
-        "TWILIO_API_SECRET": DEVELOPMENT.api_secret,
+        **CREDENTIALS,
         "TWILIO_API_BASE": sandbox_url,
         "TWILIO_TIMEOUT": "2",
         "TWILIO_RETRIES": "1",
@@ -178,6 +175,8 @@ class AgentDesk:
 class Stack:
     """Action server + Rasa server for one Flex mode, with the files they were started from."""
 
+    rasa_options: Sequence[str] = ()  # more `rasa run` options, e.g. ("--cors", "*")
+
     def __init__(
         self,
         mode: str,
@@ -232,36 +231,21 @@ class Stack:
         return self
 
     def start_rasa(self) -> None:
-        self.rasa = ServerProcess(
-            f"rasa-{self.mode}",
-            [
-                str(VENV_BIN / "rasa"),
-                "run",
-                "--enable-api",
-                "-m",
-                str(self.model),
-                "--credentials",
-                str(self.credentials),
-                "--endpoints",
-                str(self.endpoints),
-                "--port",
-                str(self.rasa_port),
-                "--interface",
-                "127.0.0.1",
-            ],
-            f"{self.url}/status",
-            self.workdir,
-            env=self.env,
-        ).start()
+        self.rasa = self.rasa_server(f"rasa-{self.mode}", self.rasa_port)
 
     def start_replica(self, port: int) -> ServerProcess:
         """A second Rasa server on the same tracker store, with this stack's environment."""
+        return self.rasa_server(f"rasa-{self.mode}-replica", port)
+
+    def rasa_server(self, name: str, port: int) -> ServerProcess:
+        """A started Rasa server of this stack (model, channels, endpoints, environment) on `port`."""
         return ServerProcess(
-            f"rasa-{self.mode}-replica",
+            name,
             [
                 str(VENV_BIN / "rasa"),
                 "run",
                 "--enable-api",
+                *self.rasa_options,
                 "-m",
                 str(self.model),
                 "--credentials",

@@ -28,30 +28,7 @@ TIMEOUT = 30_000  # the bot's first answers include model warm-up
 class WebStack(Stack):
     """The handoff stack with CORS open, as `make demo` runs it: the shop page is another origin."""
 
-    def start_rasa(self) -> None:
-        self.rasa = ServerProcess(
-            "rasa-web",
-            [
-                str(Path(sys.executable).parent / "rasa"),
-                "run",
-                "--enable-api",
-                "--cors",
-                "*",
-                "-m",
-                str(self.model),
-                "--credentials",
-                str(self.credentials),
-                "--endpoints",
-                str(self.endpoints),
-                "--port",
-                str(self.rasa_port),
-                "--interface",
-                "127.0.0.1",
-            ],
-            f"{self.url}/status",
-            self.workdir,
-            env=self.env,
-        ).start()
+    rasa_options = ("--cors", "*")
 
 
 class Desk:

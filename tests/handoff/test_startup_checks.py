@@ -25,6 +25,14 @@ def run(args: list, env: Dict[str, str], cwd: Path = ROOT, timeout: float = 240)
     return subprocess.run(args, cwd=cwd, env=full, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
 
 
+def run_rasa(model: Path, tmp_path: Path, credentials: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    """`rasa run` with these channels until it exits (it is expected to stop at start)."""
+    path = tmp_path / "credentials.yml"
+    path.write_text(credentials)
+    args = ["run", "-m", str(model), "--credentials", str(path), "--port", str(free_port()), "--interface", "127.0.0.1"]
+    return run([str(VENV_BIN / "rasa"), *args], env)
+
+
 def test_the_action_server_stops_naming_each_missing_or_malformed_setting() -> None:
     env = {**without(base_env("http://127.0.0.1:1"), "TWILIO_AUTH_TOKEN"), "TWILIO_API_KEY": "not-a-key"}
     result = run([str(VENV_BIN / "rasa"), "run", "actions", "--port", str(free_port()), "--actions", "actions"], env)
@@ -35,24 +43,8 @@ def test_the_action_server_stops_naming_each_missing_or_malformed_setting() -> N
 
 
 def test_the_rasa_server_stops_naming_a_missing_setting(trained_model: Path, tmp_path: Path) -> None:
-    credentials = tmp_path / "credentials.yml"
-    credentials.write_text("rasa_flex_handoff.SocketIOInput:\n  session_persistence: true\n")
     env = base_env("http://127.0.0.1:1")  # no PUBLIC_URL
-    result = run(
-        [
-            str(VENV_BIN / "rasa"),
-            "run",
-            "-m",
-            str(trained_model),
-            "--credentials",
-            str(credentials),
-            "--port",
-            str(free_port()),
-            "--interface",
-            "127.0.0.1",
-        ],
-        env,
-    )
+    result = run_rasa(trained_model, tmp_path, "rasa_flex_handoff.SocketIOInput:\n  session_persistence: true\n", env)
     assert result.returncode != 0, result.stdout[-3000:]
     assert "HandoffSetupError: Flex handoff settings: missing PUBLIC_URL" in result.stdout, result.stdout[-3000:]
     assert "Traceback" not in result.stdout, result.stdout[-3000:]
@@ -60,24 +52,9 @@ def test_the_rasa_server_stops_naming_a_missing_setting(trained_model: Path, tmp
 
 def test_a_channel_may_set_a_setting_in_credentials_yml(trained_model: Path, tmp_path: Path) -> None:
     """`public_url: ${VAR}` in the channel's credentials stands in for PUBLIC_URL (Rasa interpolates it)."""
-    credentials = tmp_path / "credentials.yml"
-    credentials.write_text("rasa_flex_handoff.RestInput:\n  public_url: ${WIDGET_PUBLIC_URL}\n  twilio_timeout: soon\n")
+    credentials = "rasa_flex_handoff.RestInput:\n  public_url: ${WIDGET_PUBLIC_URL}\n  twilio_timeout: soon\n"
     env = {**base_env("http://127.0.0.1:1"), "WIDGET_PUBLIC_URL": "https://widget.example.com"}
-    result = run(
-        [
-            str(VENV_BIN / "rasa"),
-            "run",
-            "-m",
-            str(trained_model),
-            "--credentials",
-            str(credentials),
-            "--port",
-            str(free_port()),
-            "--interface",
-            "127.0.0.1",
-        ],
-        env,
-    )
+    result = run_rasa(trained_model, tmp_path, credentials, env)
     # PUBLIC_URL came from credentials.yml, so the only problem left is the channel's own bad value.
     assert "HandoffSetupError: Flex handoff settings: malformed TWILIO_TIMEOUT (expected a float)" in result.stdout, (
         result.stdout[-3000:]

@@ -20,6 +20,19 @@ REAL = {
 }
 
 
+@pytest.fixture
+def asked(monkeypatch: pytest.MonkeyPatch) -> List[str]:
+    """The URLs the `twilio` SDK requests; each request then fails, as nothing here may reach a network."""
+    urls: List[str] = []
+
+    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        urls.append(url)
+        raise ConnectionError("no network in this test")
+
+    monkeypatch.setattr(TwilioHttpClient, "request", request)
+    return urls
+
+
 def test_nothing_is_read_but_the_environment_given() -> None:
     with pytest.raises(SettingsError) as failed:
         settings_from_env({})
@@ -40,34 +53,20 @@ def test_every_malformed_value_is_named_with_what_was_expected() -> None:
     assert "missing" not in message
 
 
-def test_real_credentials_without_an_api_base_talk_to_twilio(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_credentials_without_an_api_base_talk_to_twilio(asked: List[str]) -> None:
     settings = settings_from_env(REAL)
     assert settings.api_base is None and not settings.uses_sandbox
     assert settings.public_url == "https://bot.example.com"
-    asked: List[str] = []
-
-    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        asked.append(url)
-        raise ConnectionError("no network in this test")
-
-    monkeypatch.setattr(TwilioHttpClient, "request", request)
     with pytest.raises(ConnectionError):
         twilio_client(settings).conversations.v1.conversations("CH" + "0" * 32).fetch()
     assert asked == ["https://conversations.twilio.com/v1/Conversations/CH" + "0" * 32]
 
 
-def test_the_sandbox_only_when_twilio_api_base_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sandbox_only_when_twilio_api_base_names_it(asked: List[str]) -> None:
     settings = settings_from_env(
         {**DEVELOPMENT.as_env(), "PUBLIC_URL": "http://127.0.0.1:5005", "TWILIO_API_BASE": "http://127.0.0.1:4000/"}
     )
     assert settings.uses_sandbox and settings.api_base == "http://127.0.0.1:4000"
-    asked: List[str] = []
-
-    def request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        asked.append(url)
-        raise ConnectionError("no network in this test")
-
-    monkeypatch.setattr(TwilioHttpClient, "request", request)
     with pytest.raises(ConnectionError):
         twilio_client(settings).conversations.v1.conversations("CH" + "0" * 32).fetch()
     assert asked == ["http://127.0.0.1:4000/conversations/v1/Conversations/CH" + "0" * 32]
