@@ -55,11 +55,8 @@ class Settings:
         return self.handoff_secret or self.auth_token
 
 
-_SID = re.compile(r"^{}[0-9a-fA-F]{{32}}$")
-
-
 def _sid(prefix: str) -> Callable[[str], Optional[str]]:
-    pattern = re.compile(_SID.pattern.format(prefix))
+    pattern = re.compile(rf"^{prefix}[0-9a-fA-F]{{32}}$")
     return lambda value: None if pattern.match(value) else f"expected {prefix} followed by 32 hex digits"
 
 

@@ -18,8 +18,6 @@ from typing import Any, Mapping, Optional
 from rasa_flex_handoff.domain_check import HandoffSetupError, missing_from_domain, setup_error
 from rasa_flex_handoff.settings import Settings, SettingsError, overrides_from_credentials, settings_from_env
 
-logger = logging.getLogger(__name__)
-
 
 def channel_settings(credentials: Optional[Mapping[str, Any]]) -> Settings:
     """A channel's settings: the environment, overridden by its `credentials.yml` keys; or `HandoffSetupError`."""
@@ -47,7 +45,7 @@ def stop_on_domain_problem(app: Any) -> None:
     problem = domain_problem(getattr(app.ctx, "agent", None))
     if problem is None:
         return
-    logger.error("%s", problem)
+    # One line, as Rasa's CLI prints its own errors; the log handlers are flushed before the exit.
     print(f"HandoffSetupError: {problem}", file=sys.stderr, flush=True)
     logging.shutdown()
     os._exit(1)
@@ -75,6 +73,5 @@ def check_action_server_start() -> None:
     try:
         settings_from_env()
     except SettingsError as e:
-        logger.error("%s", e)
         print(f"SettingsError: {e}", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
