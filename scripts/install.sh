@@ -8,18 +8,23 @@ VENV=.venv
 STAMP=$VENV/.installed
 want=$(cat requirements/*.txt scripts/install.sh pyproject.toml | sha256sum | cut -d' ' -f1)
 
-# System packages the tests and demo use: a real browser and a Redis server.
+# System packages the tests and demo use: a real browser, and the Redis, PostgreSQL and nginx servers
+# the multi-replica tests run (tests/handoff/services.py starts its own on free ports).
 need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need_apt+=(postgresql)
+{ command -v nginx || [ -x /usr/sbin/nginx ]; } >/dev/null 2>&1 || need_apt+=(nginx)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> installing system packages: ${need_apt[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-    # The package starts a system Redis; tests start their own on free ports.
-    (command -v systemctl >/dev/null 2>&1 && systemctl disable --now redis-server >/dev/null 2>&1) || true
+    # The packages start system services (Redis, PostgreSQL, nginx on port 80); tests start their own on free ports.
+    for service in redis-server postgresql nginx; do
+      (command -v systemctl >/dev/null 2>&1 && systemctl disable --now "$service" >/dev/null 2>&1) || true
+    done
   else
     echo "!! missing system packages: ${need_apt[*]} (install them with your package manager)" >&2
   fi

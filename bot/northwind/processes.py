@@ -26,8 +26,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ProcessExited(RuntimeError):
+    """A server process ended while something waited for it: no point in waiting any longer."""
+
+
 def wait_for(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
-    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    """Poll `condition` until it returns something truthy; fail with `what` after `timeout` seconds.
+
+    The condition may raise until it holds, except `ProcessExited`, which ends the wait at once.
+    """
     deadline = time.monotonic() + timeout
     last_error: Optional[BaseException] = None
     while time.monotonic() < deadline:
@@ -35,6 +42,8 @@ def wait_for(condition: Callable[[], object], timeout: float, what: str, interva
             result = condition()
             if result:
                 return result
+        except ProcessExited:
+            raise
         except Exception as e:  # noqa: BLE001 - the condition may fail until the server is up
             last_error = e
         time.sleep(interval)
@@ -170,13 +179,13 @@ class ServerProcess:
 
         def healthy() -> bool:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
+                raise ProcessExited(f"{self.name} exited with {self.proc.returncode}:\n{self.tail()}")
             return self.health() if self.health is not None else http_ok(self.health_url)
 
         where = self.health_url or "its health check"
         try:
             wait_for(healthy, self.startup_timeout, f"{self.name} at {where}", interval=0.2)
-        except RuntimeError as e:
+        except ProcessExited as e:
             # A crashed process is not worth polling further: surface its log.
             raise AssertionError(str(e)) from None
         except TimeoutError as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Union
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Reversible, Sequence, Set, Union
 
 from rasa.core.channels.channel import UserMessage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
@@ -49,9 +49,13 @@ class Notice:
 Step = Union[Event, Notice]
 
 
-def is_echo(chat: FlexChat, event: FlexEvent) -> bool:
-    """Whether Flex is telling us what the visitor did (their own message or join): nothing to show them."""
-    return event.happening in (Happening.MESSAGE, Happening.JOINED, Happening.LEFT) and event.who == chat.identity
+def is_echo(visitor_identity: str, event: FlexEvent) -> bool:
+    """Whether Flex is telling us what the visitor with this chat identity did (their own message or join): nothing to show them.
+
+    The identity is derived from the conversation id (`handoff.visitor_identity`), so the webhook
+    route drops echoes, half of a chat's webhooks, without reading the tracker.
+    """
+    return event.happening in (Happening.MESSAGE, Happening.JOINED, Happening.LEFT) and event.who == visitor_identity
 
 
 def on_flex_event(
@@ -69,7 +73,7 @@ def on_flex_event(
     if chat is None or chat.channel_sid != event.channel_sid:
         logger.info("Flex event %s for a chat no longer handed off; ignored", event.type)
         return []
-    if is_echo(chat, event):
+    if is_echo(chat.identity, event):
         return []
     seen = handoff.recorded_message_sids(events)
     happening = event.happening
@@ -164,6 +168,38 @@ def resume_bot(slots: Mapping[str, Any], rules: SessionRules = SessionRules(), k
     steps.append(Notice(handoff.UTTER_BOT_BACK, handoff.handoff_metadata("system", event="bot_resumed")))
     steps += new_session(slots, rules)
     return steps
+
+
+# At most this many visitor messages reach the agent in any FLOOD_WINDOW seconds (two a second,
+# in bursts of ten): more than anyone types, fewer than a stuck key or a script sends. The rest
+# are not relayed, and the visitor is told once per window.
+FLOOD_LIMIT = 10
+FLOOD_WINDOW = 5.0
+TOO_FAST = "too_fast"
+
+
+def over_rate(events: Reversible[Event], now: float) -> Optional[List[Step]]:
+    """The steps for a visitor message over the relay's rate (None: within it, relay it).
+
+    Counted from the tracker, as relayed (the visitor's turns recorded in the last FLOOD_WINDOW
+    seconds), so every replica counts the same; the newest events are read until the window ends.
+    The first message over the rate gets the notice, the others in the window nothing.
+    """
+    relayed = 0
+    told = False
+    for event in reversed(events):
+        if event.timestamp < now - FLOOD_WINDOW:
+            break
+        if isinstance(event, UserUttered):
+            relayed += 1
+        elif isinstance(event, BotUttered) and ((event.metadata or {}).get("handoff") or {}).get("event") == TOO_FAST:
+            told = True
+    if relayed < FLOOD_LIMIT:
+        return None
+    if told:
+        return []
+    logger.info("visitor over the relay rate (%d messages in %.0f s); not relayed", FLOOD_LIMIT, FLOOD_WINDOW)
+    return [Notice(handoff.UTTER_TOO_FAST, handoff.handoff_metadata("system", event=TOO_FAST))]
 
 
 def on_visitor_message(

@@ -12,7 +12,7 @@ import hmac
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 from urllib.parse import quote
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -47,6 +47,7 @@ UTTER_BOT_BACK = "utter_bot_back"
 UTTER_AGENT_JOINED = "utter_handoff_agent_joined"  # {agent}: the agent's name
 UTTER_AGENT_LEFT = "utter_handoff_agent_left"  # {agent}: the agent's name
 UTTER_ATTACHMENT = "utter_handoff_attachment"  # stands in for an agent's file in a chat that shows text only
+UTTER_TOO_FAST = "utter_handoff_too_fast"  # the visitor sends faster than the relay passes on (chat_state.FLOOD_LIMIT)
 RESPONSES = (
     UTTER_CONNECTING,
     UTTER_ALREADY,
@@ -59,6 +60,7 @@ RESPONSES = (
     UTTER_AGENT_JOINED,
     UTTER_AGENT_LEFT,
     UTTER_ATTACHMENT,
+    UTTER_TOO_FAST,
 )
 
 TALK_TO_AGENT_INTENT = "talk_to_agent"
@@ -258,15 +260,42 @@ def context(
     events = list(events)
     lines = transcript(events)
     question = next((line["text"] for line in reversed(lines) if line["from"] == "visitor"), "")
-    return {
+    found: Dict[str, Any] = {
         "friendlyName": visitor_name(slots, visitor),
         "visitor": dict(visitor or {}),
-        "question": question,
+        "question": _clipped(question),
         "intent": intent or latest_intent(events),
-        "transcript": lines,
+        "transcript": [],
         "slots": shared_slots(slots),
         "source": "rasa",
     }
+    found["transcript"], omitted = _latest_lines(lines, MAX_CONTEXT_CHARS - len(json.dumps(found)))
+    if omitted:
+        found["transcript_omitted"] = omitted
+    return found
+
+
+# Flex keeps the context in the chat's attributes, which Twilio caps at 16 KiB: a long conversation
+# sends its latest turns, each clipped, and says how many earlier ones it left out.
+MAX_CONTEXT_CHARS = 12_000
+MAX_LINE_CHARS = 1_000
+
+
+def _clipped(text: str) -> str:
+    return text if len(text) <= MAX_LINE_CHARS else text[: MAX_LINE_CHARS - 1] + "…"
+
+
+def _latest_lines(lines: List[Dict[str, Any]], budget: int) -> Tuple[List[Dict[str, Any]], int]:
+    """The latest transcript lines (clipped) whose JSON fits in `budget` characters, and how many earlier ones did not."""
+    kept: List[Dict[str, Any]] = []
+    for line in reversed(lines):
+        line = {**line, "text": _clipped(line["text"])}
+        budget -= len(json.dumps(line)) + 2
+        if budget < 0:
+            break
+        kept.append(line)
+    kept.reverse()
+    return kept, len(lines) - len(kept)
 
 
 OPENING_MESSAGE = "(asked to talk to an agent)"

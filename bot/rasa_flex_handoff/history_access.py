@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 from rasa.core.channels.channel import decode_bearer_token
 from rasa.shared.core.events import UserUttered
@@ -11,6 +11,23 @@ from sanic.request import Request
 
 # Longer ids are no conversation of ours (Rasa's are 32 hex digits; clients may choose their own).
 MAX_SENDER_ID = 256
+
+
+def usable_sender_id(value: Any) -> Optional[str]:
+    """`value` as a conversation id when a tracker store can hold it, else None (the entrances refuse it).
+
+    A client can send any JSON string as its session or sender id, but a lone surrogate
+    (`"\\ud800"`: valid JSON, not encodable as UTF-8) or a NUL makes the database driver raise a
+    ValueError, which Rasa 3.6's SQL tracker store takes for a missing PostgreSQL schema: it
+    exits the whole server. Ids longer than MAX_SENDER_ID are no conversation of ours either.
+    """
+    if not isinstance(value, str) or not value or len(value) > MAX_SENDER_ID or "\x00" in value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
 
 
 def started_on(tracker: DialogueStateTracker, channel: str) -> bool:

@@ -2,8 +2,8 @@
 
 Visitor messages of a handed-off conversation go straight to Flex (no NLU, no policies)
 and Flex webhooks become agent/system turns; what a webhook could not bring (Rasa was down)
-is caught up from the Flex chat when the visitor comes back. Each path loads the tracker under
-Rasa's lock store, asks chat_state.py what to do, words the notices with the bot's domain
+is caught up from the Flex chat when the visitor comes back. Each path takes the tracker under
+Rasa's lock store (trackers.py), asks chat_state.py what to do, words the notices with the bot's domain
 (notices.py), saves, and hands the visitor's payloads (payloads.py) to the channel. Nothing
 about a conversation is kept in this process: the tracker holds the handoff state and the
 signed webhook URL carries the (encrypted) conversation id.
@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, AsyncContextManager, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, cast
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import aiohttp
 from rasa.core.agent import Agent
@@ -30,14 +30,11 @@ from rasa_flex_handoff.flex import FlexChat, FlexChats, flex_chats
 from rasa_flex_handoff.flex_events import FlexEvent
 from rasa_flex_handoff.history_access import MAX_SENDER_ID, started_on
 from rasa_flex_handoff.settings import Settings, settings_from_env
-from rasa_flex_handoff.startup import stop_on_domain_problem
+from rasa_flex_handoff.startup import settle_loaded_model, stop_on_domain_problem
+from rasa_flex_handoff.trackers import Trackers
 from rasa_flex_handoff.twilio_http import twilio_client
 
 logger = logging.getLogger(__name__)
-
-# How often a waiting relay or webhook retries the conversation lock (Rasa's default, 1 s, shows
-# as a second of lag whenever a visitor message and a webhook of the same chat meet).
-LOCK_POLL_SECONDS = 0.05
 
 # Delivers visitor-facing payloads for one conversation (socket room emit; REST: nothing).
 Deliver = Callable[[str, List[Dict[str, Any]]], Awaitable[None]]
@@ -68,11 +65,6 @@ def visitor_message(
     )
 
 
-def conversation_lock(agent: Agent, sender_id: str) -> AsyncContextManager[Any]:
-    """Rasa's lock store lock for one conversation, polled often: relays and webhooks are short."""
-    return cast(AsyncContextManager[Any], agent.lock_store.lock(sender_id, wait_time_in_seconds=LOCK_POLL_SECONDS))
-
-
 def _visitor_payloads(event: Event) -> List[Dict[str, Any]]:
     """What the visitor is shown for a recorded event (agent and system turns only)."""
     turn = payloads.from_bot_event(event.as_dict()) if isinstance(event, BotUttered) else None
@@ -93,6 +85,7 @@ class Handoff:
     def __init__(self, settings: Optional[Settings] = None) -> None:
         self.settings = settings or settings_from_env()
         self.client = twilio_client(self.settings, asynchronous=True)
+        self.trackers = Trackers()
 
     async def close(self) -> None:
         """Release the HTTP session to Twilio."""
@@ -132,8 +125,7 @@ class Handoff:
         """
         if not agent.is_ready() or handoff.is_end_chat(message.text):
             return Relay(to_bot=True)  # not handed off
-        async with conversation_lock(agent, message.sender_id):
-            tracker = await agent.tracker_store.retrieve(message.sender_id)
+        async with self.trackers.changing(agent, message.sender_id) as tracker:
             if tracker is None:
                 return Relay(to_bot=True)  # not handed off
             slots = tracker.current_slot_values()
@@ -142,6 +134,9 @@ class Handoff:
                 return Relay(to_bot=True)  # not handed off
             if not (message.text or "").strip():
                 return Relay()  # nothing to relay (e.g. a metadata-only event)
+            too_fast = chat_state.over_rate(tracker.events, time.time())
+            if too_fast is not None:
+                return Relay(notices=await self._take(agent, tracker, too_fast, message.output_channel.name()))
             outcome = await agent_chat.relay(
                 self.chats_of(chat), chat, message.text or "", handoff.last_index(slots), relay_id=message.message_id
             )
@@ -154,24 +149,16 @@ class Handoff:
             )
             relay = Relay(to_bot=outcome.closed)
             relay.notices = await self._take(agent, tracker, steps, message.output_channel.name())
-            await agent.tracker_store.save(tracker)
         return relay
 
     async def apply_flex_event(self, agent: Agent, sender_id: str, event: FlexEvent, output_channel: str) -> List[Dict[str, Any]]:
         """Record a Flex webhook event in the tracker; returns what the visitor should be shown."""
-        if event.who is not None:
-            chat = await self.chat_of(agent, sender_id)
-            if chat is not None and chat_state.is_echo(chat, event):
-                return []  # the visitor's own message or join, echoed: nothing to record, no lock needed
-        async with conversation_lock(agent, sender_id):
-            tracker = await agent.tracker_store.retrieve(sender_id)
+        if chat_state.is_echo(handoff.visitor_identity(sender_id, self.settings.signing_secret), event):
+            return []  # the visitor's own message or join, echoed: nothing to record, no lock, no tracker read
+        async with self.trackers.changing(agent, sender_id) as tracker:
             if tracker is None:
                 return []
-            before = len(tracker.events)
-            shown = await self._record(agent, tracker, [event], output_channel)
-            if len(tracker.events) > before:
-                await agent.tracker_store.save(tracker)
-        return shown
+            return await self._record(agent, tracker, [event], output_channel)
 
     async def catch_up(self, agent: Agent, sender_id: str, output_channel: str) -> List[Dict[str, Any]]:
         """Record agent messages and a close that Flex could not deliver (e.g. Rasa was down); returns the new payloads.
@@ -181,8 +168,7 @@ class Handoff:
         """
         if await self.chat_of(agent, sender_id) is None:
             return []  # not handed off: no lock, no Flex call
-        async with conversation_lock(agent, sender_id):
-            tracker = await agent.tracker_store.retrieve(sender_id)
+        async with self.trackers.changing(agent, sender_id) as tracker:
             slots = tracker.current_slot_values() if tracker else {}
             chat = handoff.chat_from_slots(slots)
             if tracker is None or chat is None:
@@ -191,13 +177,10 @@ class Handoff:
             if found.failure:
                 return []
             missed = chat_state.missed_events(tracker.events, chat, found.participants, found.replies, found.closed)
-            before = len(tracker.events)
             shown = await self._record(agent, tracker, missed, output_channel)
             slots = tracker.current_slot_values()
             if handoff.chat_from_slots(slots) is not None and found.last_index > handoff.last_index(slots):
                 tracker.update(SlotSet(handoff.LAST_INDEX_SLOT, float(found.last_index)), agent.domain)
-            if len(tracker.events) > before:
-                await agent.tracker_store.save(tracker)
         if shown:
             logger.info("caught up %d missed turn(s) from Flex chat %s", len(shown), chat.channel_sid)
         return shown
@@ -235,7 +218,7 @@ class Handoff:
         """The Flex chat the conversation is handed off to, if any (read without the lock)."""
         if not agent.is_ready():
             return None
-        tracker = await agent.tracker_store.retrieve(sender_id)
+        tracker = await self.trackers.read(agent, sender_id)
         return handoff.chat_from_slots(tracker.current_slot_values()) if tracker else None
 
     async def forward_typing(self, agent: Agent, sender_id: str) -> None:
@@ -252,11 +235,12 @@ class Handoff:
             logger.debug("typing indicator not forwarded")
 
     def add_lifecycle(self, blueprint: Blueprint) -> None:
-        """Check the bot once its model is loaded (startup.py); close the Twilio HTTP session when the server stops."""
+        """Check the bot once its model is loaded and settle its heap (startup.py); close the Twilio session at stop."""
 
         @blueprint.listener("after_server_start")
         async def check_bot(app: Any, _loop: Any) -> None:
             stop_on_domain_problem(app)
+            settle_loaded_model()
 
         @blueprint.listener("after_server_stop")
         async def close_twilio(_app: Any, _loop: Any) -> None:

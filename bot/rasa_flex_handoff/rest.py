@@ -19,12 +19,14 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from rasa_flex_handoff import payloads
-from rasa_flex_handoff.history_access import may_read_history
+from rasa_flex_handoff import payloads, store_outage
+from rasa_flex_handoff.history_access import MAX_SENDER_ID, may_read_history, usable_sender_id
 from rasa_flex_handoff.relay import Handoff, visitor_message
 from rasa_flex_handoff.startup import channel_settings
 
 logger = logging.getLogger(__name__)
+
+UNUSABLE_SENDER = f"sender must be a conversation id: text of 1 to {MAX_SENDER_ID} characters, valid UTF-8, without NUL"
 
 
 class RestOutput(CollectingOutputChannel):
@@ -82,17 +84,23 @@ class RestInput(InputChannel):
             if not sender_id or not isinstance(sender_id, (str, int)):
                 return response.json({"error": "sender is required"}, status=400)
             sender_id = str(sender_id)
+            if usable_sender_id(sender_id) is None:
+                return response.json({"error": UNUSABLE_SENDER}, status=400)
             denied = refused(request, sender_id)
             if denied is not None:
                 return denied
             text = body.get("message")
-            if text is not None and not isinstance(text, str):
-                return response.json({"error": "message must be a string"}, status=400)
+            if not isinstance(text, str):  # Rasa's NLU fails on anything else, a missing message included
+                return response.json({"error": "message is required and must be a string"}, status=400)
             collector = RestOutput()
             message = visitor_message(
                 self, text, collector, sender_id, body.get("metadata"), self.handoff.settings.signing_secret
             )
-            relay = await self.handoff.relay_visitor_message(request.app.ctx.agent, message)
+            try:
+                relay = await self.handoff.relay_visitor_message(request.app.ctx.agent, message)
+            except store_outage.UNREACHABLE:  # the lock store is restarting: the visitor sends it again
+                told = await store_outage.relay_failed(request.app.ctx.agent, self.handoff.chat_of, sender_id, RestOutput.name())
+                return response.json([{"recipient_id": sender_id, **notice} for notice in told], status=503 if not told else 200)
             notices = [{"recipient_id": sender_id, **notice} for notice in relay.notices]
             if relay.to_bot:
                 await on_new_message(message)
@@ -110,7 +118,9 @@ class RestInput(InputChannel):
                 since = max(0, int(request.args.get("since", "0")))
             except ValueError:
                 return response.json({"error": "since must be an integer"}, status=400)
-            found = await self.handoff.history(request.app.ctx.agent, sender_id, self.name(), "buttons", since)
+            agent = request.app.ctx.agent
+            usable = usable_sender_id(sender_id) is not None  # else no tracker store could hold it
+            found = await self.handoff.history(agent, sender_id, self.name(), "buttons", since) if usable else None
             if found is None:
                 return response.json({"error": "no conversation of this channel has that sender"}, status=404)
             entries, next_since = found

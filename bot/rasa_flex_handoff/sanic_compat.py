@@ -1,4 +1,4 @@
-"""Make Sanic 21.12 websockets work on Python 3.11, where `asyncio.wait` no longer accepts coroutines.
+"""Make Sanic 21.12 websockets work on Python 3.11, where `asyncio.wait` no longer accepts coroutines; and close them quietly.
 
 Sanic 21.12's `WebsocketImplProtocol.recv`/`recv_burst` hand `asyncio.wait` a bare coroutine.
 Python 3.11 raises TypeError there, so every websocket is closed right after it opens and
@@ -38,3 +38,22 @@ def apply() -> bool:
     shim.__dict__.update(wait=_wait, _handoff_patched=True)
     vars(impl)["asyncio"] = shim  # the module reads its global `asyncio` at call time
     return True
+
+
+def answer_closed_websockets(engineio_server: Any) -> None:
+    """Have engine.io's route answer a request whose websocket has closed, so Sanic logs no error.
+
+    python-engineio's Sanic route returns None once a websocket it took over ends; Sanic 21.12
+    takes that for a broken handler and logs `ServerError: Invalid response type None` with a
+    traceback at ERROR, once per visitor who leaves. The connection is finished by then; an empty
+    response tells Sanic so. Patched on the instance before `attach` registers the route.
+    """
+    from sanic import response
+
+    handle = engineio_server.handle_request
+
+    async def handle_request(*args: Any, **kwargs: Any) -> Any:
+        answer = await handle(*args, **kwargs)
+        return response.empty() if answer is None else answer
+
+    engineio_server.handle_request = handle_request

@@ -24,12 +24,13 @@ from rasa.core.channels.socketio import SocketIOOutput as RasaSocketIOOutput
 from sanic import Blueprint, Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-from socketio import AsyncRedisManager, AsyncServer
+from socketio import AsyncServer
 
-from rasa_flex_handoff import payloads, sanic_compat
+from rasa_flex_handoff import payloads, sanic_compat, store_outage
 from rasa_flex_handoff.agent_typing import AgentTypingFeed, join_channel_room
-from rasa_flex_handoff.history_access import may_read_history
+from rasa_flex_handoff.history_access import may_read_history, usable_sender_id
 from rasa_flex_handoff.relay import Handoff, visitor_message
+from rasa_flex_handoff.socket_manager import LocalFirstRedisManager
 from rasa_flex_handoff.startup import channel_settings
 
 # Rasa's server is Sanic 21.12: its websockets need this on Python 3.11 (see bot/rasa_flex_handoff/sanic_compat.py).
@@ -154,9 +155,12 @@ class SocketIOInput(InputChannel):
     def _server(self) -> AsyncServer:
         manager = None
         if self.handoff.settings.redis_url:
-            # Emits go through Redis, so the replica holding the visitor's socket delivers them.
-            manager = AsyncRedisManager(self.handoff.settings.redis_url)
-        return AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins, client_manager=manager)
+            # Emits go through Redis, so the replica holding the visitor's socket delivers them
+            # (this replica's own sockets directly: they must not depend on Redis being up).
+            manager = LocalFirstRedisManager(self.handoff.settings.redis_url)
+        sio = AsyncServer(async_mode="sanic", cors_allowed_origins=self.cors_allowed_origins, client_manager=manager)
+        sanic_compat.answer_closed_websockets(sio.eio)
+        return sio
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Socket.io endpoint, health check and Flex webhook route."""
@@ -173,8 +177,17 @@ class SocketIOInput(InputChannel):
             await output.send_payloads(sender_id, payloads)
 
         async def catch_up(agent: Any, session_id: str) -> bool:
-            """Fetch what Flex could not deliver meanwhile and emit it to the session's room."""
-            payloads = await self.handoff.catch_up(agent, session_id, output.name())
+            """Fetch what Flex could not deliver meanwhile and emit it to the session's room.
+
+            Best effort: when the conversation's lock cannot be had (the lock store restarting, or a
+            killed replica's ticket outliving this one's), the reconnect and the history go on without
+            it, and the next reconnect or history load catches up.
+            """
+            try:
+                payloads = await self.handoff.catch_up(agent, session_id, output.name())
+            except store_outage.UNREACHABLE as e:
+                logger.warning("catch-up of %s skipped: %s", session_id, store_outage.describe(e))
+                return False
             if payloads:
                 await deliver(session_id, payloads)
             return bool(payloads)
@@ -186,7 +199,8 @@ class SocketIOInput(InputChannel):
             headers = {"Cache-Control": "no-store"}
             if not may_read_history(request, session_id, self.jwt_key, self.jwt_algorithm):
                 return response.json({"error": "a bearer token for this conversation is required"}, status=401, headers=headers)
-            found = await self.handoff.history(agent, session_id, self.name(), "quick_replies")
+            usable = usable_sender_id(session_id) is not None  # else no tracker store could hold it
+            found = await self.handoff.history(agent, session_id, self.name(), "quick_replies") if usable else None
             if found is None:
                 return response.json({"session_id": session_id, "messages": []}, status=404, headers=headers)
             if await catch_up(agent, session_id):
@@ -207,20 +221,25 @@ class SocketIOInput(InputChannel):
                 await typing_feed.stop()
 
         @sio.on("connect", namespace=self.namespace)
-        async def connect(sid: str, environ: Dict[str, Any], auth: Optional[Dict[str, Any]]) -> bool:
+        async def connect(sid: str, environ: Any = None, auth: Any = None, *_: Any) -> bool:
+            # Defaults and *_: a client can also emit an ordinary event named "connect", with any arguments.
             if not self.jwt_key:
                 return True
-            token = (auth or {}).get("token")
+            token = auth.get("token") if isinstance(auth, dict) else None
             payload = None
             if token:
                 payload = rasa.core.channels.channel.decode_bearer_token(token, self.jwt_key, self.jwt_algorithm)
             return bool(payload)
 
         @sio.on("session_request", namespace=self.namespace)
-        async def session_request(sid: str, data: Optional[Dict[str, Any]]) -> None:
-            data = data or {}
+        async def session_request(sid: str, data: Any = None, *_: Any) -> None:
+            # Any payload a client sends (none, not an object, extra arguments) must not fail the handler.
+            data = dict(data) if isinstance(data, dict) else {}
             if not data.get("session_id"):
                 data["session_id"] = uuid.uuid4().hex
+            elif usable_sender_id(data["session_id"]) is None:
+                logger.warning("socket.io session_request with an unusable session_id ignored")
+                return
             if self.session_persistence:
                 # python-socketio 5.8: enter_room is synchronous (5.10+ would need await).
                 sio.enter_room(sid, data["session_id"], namespace=self.namespace)
@@ -235,18 +254,20 @@ class SocketIOInput(InputChannel):
         def sender_of(sid: str, data: Dict[str, Any]) -> Optional[str]:
             if not self.session_persistence:
                 return sid
-            session_id = data.get("session_id")
-            if not session_id or not isinstance(session_id, str):
-                logger.warning("socket.io message without a session_id ignored (send session_request first)")
-                return None
+            session_id = usable_sender_id(data.get("session_id"))
+            if session_id is None:
+                logger.warning("socket.io message without a usable session_id ignored (send session_request first)")
             return session_id
 
         @sio.on(self.user_message_evt, namespace=self.namespace)
-        async def handle_message(sid: str, data: Dict[str, Any]) -> None:
+        async def handle_message(sid: str, data: Any = None, *_: Any) -> None:
             if not isinstance(data, dict):
                 return
             sender_id = sender_of(sid, data)
             if sender_id is None:
+                return
+            if not isinstance(data.get("message"), str):  # Rasa's NLU fails on anything else, missing included
+                logger.warning("socket.io message whose `message` is not text ignored")
                 return
             metadata = data.get(self.metadata_key or "metadata") or {}
             if isinstance(metadata, str):
@@ -254,6 +275,10 @@ class SocketIOInput(InputChannel):
                     metadata = json.loads(metadata)
                 except ValueError:
                     metadata = {}
+            try:
+                json.dumps(metadata)
+            except (TypeError, ValueError):  # binary attachments: no tracker store could save the turn
+                metadata = {}
             message = visitor_message(
                 self,
                 data.get("message", ""),
@@ -264,16 +289,23 @@ class SocketIOInput(InputChannel):
                 self.visitor(metadata if isinstance(metadata, dict) else {}),
             )
             agent = socketio_webhook.ctx.app.ctx.agent
-            relay = await self.handoff.relay_visitor_message(agent, message)
+            try:
+                relay = await self.handoff.relay_visitor_message(agent, message)
+            except store_outage.UNREACHABLE:  # the lock store is restarting: the visitor sends it again
+                await output.send_payloads(
+                    sender_id, await store_outage.relay_failed(agent, self.handoff.chat_of, sender_id, output.name())
+                )
+                return
             if relay.notices:
                 await output.send_payloads(sender_id, relay.notices)
             if relay.to_bot:
                 await on_new_message(message)
 
         @sio.on("visitor_typing", namespace=self.namespace)
-        async def visitor_typing(sid: str, data: Optional[Dict[str, Any]]) -> None:
-            sender_id = sender_of(sid, data or {})
-            if sender_id is not None and is_typing(data or {}):
+        async def visitor_typing(sid: str, data: Any = None, *_: Any) -> None:
+            data = data if isinstance(data, dict) else {}
+            sender_id = sender_of(sid, data)
+            if sender_id is not None and is_typing(data):
                 await self.handoff.forward_typing(socketio_webhook.ctx.app.ctx.agent, sender_id)
 
         return socketio_webhook

@@ -17,11 +17,15 @@ from sanic.request import Request, RequestParameters
 from sanic.response import HTTPResponse
 from twilio.request_validator import RequestValidator
 
-from rasa_flex_handoff import handoff
+from rasa_flex_handoff import handoff, store_outage
 from rasa_flex_handoff.flex_events import FlexEvent
 from rasa_flex_handoff.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# How long a webhook waits for an unreachable lock or tracker store before answering 503 (Flex
+# then retries it). Under the 5 s Flex gives a webhook, so a short restart loses no event.
+STORE_WAIT_SECONDS = 3.0
 
 # What the route does with a verified event of one conversation (record it, deliver what the visitor is shown).
 OnFlexEvent = Callable[[Agent, str, FlexEvent], Awaitable[None]]
@@ -72,5 +76,11 @@ def add_flex_route(blueprint: Blueprint, settings: Settings, on_event: OnFlexEve
         if sender_id is None:
             return response.text("unknown conversation", status=404)
         agent: Agent = request.app.ctx.agent
-        await on_event(agent, sender_id, FlexEvent.from_form(form_of(params)))
+        event = FlexEvent.from_form(form_of(params))
+        try:
+            # A lock or tracker store restarting: wait a little, then let Flex send the event again.
+            await store_outage.retried(lambda: on_event(agent, sender_id, event), STORE_WAIT_SECONDS)
+        except store_outage.UNREACHABLE as e:
+            logger.warning("Flex webhook %s answered 503, stores unreachable (%s)", event.type, store_outage.describe(e))
+            return response.text("lock or tracker store unavailable", status=503, headers={"Retry-After": "1"})
         return response.text("", status=204)

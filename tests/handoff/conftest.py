@@ -79,19 +79,30 @@ def faults(sandbox: AgentDesk) -> Iterator[AgentDesk]:
 
 
 class Visitor:
-    """A website visitor on socket.io (websocket transport, session persistence), as the widget connects."""
+    """A website visitor on socket.io (websocket transport, session persistence), as the widget connects.
 
-    def __init__(self, url: str, session_id: Optional[str] = None, namespace: str = "/") -> None:
+    With `reconnection`, a dropped socket reconnects on its own and asks for the same session again
+    (`session_request` with its id), as the widget's RasaConnection does; `confirms` counts the
+    `session_confirm`s.
+    """
+
+    def __init__(self, url: str, session_id: Optional[str] = None, namespace: str = "/", reconnection: bool = False) -> None:
         self.url = url
         self.namespace = namespace
         self.messages: List[Dict[str, Any]] = []  # as `flat` reads them
         self.off_contract: List[Any] = []  # payloads a plain Rasa widget would drop
         self.agent_typing: List[Dict[str, Any]] = []
         self.session_id: Optional[str] = None
+        self.confirms = 0
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.sio = socketio.AsyncClient(reconnection=False)
+        self.sio = socketio.AsyncClient(reconnection=reconnection, reconnection_delay=0.5, reconnection_delay_max=2)
+
+        @self.sio.on("connect", namespace=namespace)
+        async def on_connect() -> None:
+            if self.session_id is not None:  # a reconnect (the first session_request is sent below)
+                await self.sio.emit("session_request", {"session_id": self.session_id}, namespace=namespace)
 
         @self.sio.on("bot_uttered", namespace=namespace)
         async def on_bot(data: Any) -> None:
@@ -106,6 +117,7 @@ class Visitor:
         @self.sio.on("session_confirm", namespace=namespace)
         async def on_confirm(data: Any) -> None:
             self.session_id = data if isinstance(data, str) else (data or {}).get("session_id")
+            self.confirms += 1
 
         self._run(self.sio.connect(url, socketio_path="/socket.io", transports=["websocket"], namespaces=[namespace]))
         self._run(self.sio.emit("session_request", {"session_id": session_id}, namespace=namespace))

@@ -15,6 +15,8 @@ from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_flex_handoff import handoff, payloads
 from rasa_flex_handoff.chat_state import (
+    FLOOD_LIMIT,
+    FLOOD_WINDOW,
     RELAYED_INTENT,
     Notice,
     Step,
@@ -22,6 +24,7 @@ from rasa_flex_handoff.chat_state import (
     missed_events,
     on_flex_event,
     on_visitor_message,
+    over_rate,
     resume_bot,
     session_rules,
 )
@@ -184,15 +187,15 @@ def notices_of(steps: List[Step]) -> List[Notice]:
 def test_the_visitors_own_message_and_join_are_echoes() -> None:
     own_message = message(author="visitor-identity", body="my own words")
     own_join = joined("visitor-identity", "MB0")
-    assert is_echo(CHAT, own_message) and is_echo(CHAT, own_join)
+    assert is_echo(CHAT.identity, own_message) and is_echo(CHAT.identity, own_join)
     assert on_flex_event([], PENDING, own_message) == []
     assert on_flex_event([], PENDING, own_join) == []
-    assert not is_echo(CHAT, message()) and not is_echo(CHAT, closed())
+    assert not is_echo(CHAT.identity, message()) and not is_echo(CHAT.identity, closed())
 
 
 def test_legacy_member_events_are_echoes_too() -> None:
     own_join = joined("visitor-identity", "MB0", chat=LEGACY_CHAT)
-    assert own_join.type == "onMemberAdded" and is_echo(LEGACY_CHAT, own_join)
+    assert own_join.type == "onMemberAdded" and is_echo(LEGACY_CHAT.identity, own_join)
 
 
 # --- close ----------------------------------------------------------------------------------
@@ -460,3 +463,33 @@ def test_what_a_webhook_already_brought_is_not_caught_up_twice() -> None:
         history, CHAT, [FlexParticipant("MB1", "alice")], [FlexMessage("IM5", 5, "alice", "Hi, Alice here")], closed=False
     )
     assert steps_for_all(history, ACTIVE, found) == []
+
+
+def visitor_turns(count: int, at: float) -> List[Event]:
+    turns: List[Event] = []
+    for n in range(count):
+        turn = UserUttered(f"line {n}", intent={"name": RELAYED_INTENT})
+        turn.timestamp = at
+        turns.append(turn)
+    return turns
+
+
+def test_the_relay_rate_passes_up_to_the_limit_in_a_window() -> None:
+    now = 1_000.0
+    assert over_rate(visitor_turns(FLOOD_LIMIT - 1, now - 1), now) is None
+    # Turns older than the window do not count.
+    assert over_rate([*visitor_turns(50, now - FLOOD_WINDOW - 1), *visitor_turns(FLOOD_LIMIT - 1, now)], now) is None
+
+
+def test_over_the_rate_the_visitor_is_told_once_per_window() -> None:
+    now = 1_000.0
+    events = visitor_turns(FLOOD_LIMIT, now - 1)
+    steps = over_rate(events, now)
+    assert steps is not None and len(steps) == 1
+    notice = steps[0]
+    assert isinstance(notice, Notice) and notice.response == handoff.UTTER_TOO_FAST
+    told = BotUttered("too fast", metadata=notice.metadata)
+    told.timestamp = now
+    assert over_rate([*events, told], now + 0.5) == []  # not relayed, no second notice
+    # A notice from an earlier window does not silence the next one.
+    assert over_rate([*events, told], now + FLOOD_WINDOW + 0.5) is None

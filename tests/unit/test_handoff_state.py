@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import jwt
@@ -63,6 +64,20 @@ def test_context_has_intent_transcript_and_only_shareable_slots() -> None:
     assert data["question"] == "I need a human"
     assert data["slots"] == {"order_number": "NW-12345", "visitor_name": "Dana"}
     assert SENDER not in str(data)
+
+
+def test_a_long_conversations_context_fits_flex_with_its_latest_turns() -> None:
+    """Flex keeps the context in the chat's attributes (16 KiB at most): thousands of turns must not make the handoff fail."""
+    events = [e for n in range(3000) for e in (UserUttered(f"question {n} " + "x" * 50), BotUttered(f"answer {n}"))]
+    events.append(UserUttered("y" * 5000))  # a pasted wall of text
+    data = handoff.context(events, {"order_number": "NW-12345"})
+    assert len(json.dumps(data)) <= handoff.MAX_CONTEXT_CHARS
+    said = [line["text"] for line in data["transcript"]]
+    assert said[-2] == "answer 2999" and said[-1].startswith("y") and len(said[-1]) <= handoff.MAX_LINE_CHARS
+    assert data["transcript_omitted"] == 6001 - len(said) and data["transcript_omitted"] > 5000
+    assert len(data["question"]) <= handoff.MAX_LINE_CHARS
+    # A short conversation is sent whole.
+    assert "transcript_omitted" not in handoff.context(EVENTS, {})
 
 
 def test_visitor_name_defaults_to_something_neutral() -> None:
