@@ -6,7 +6,7 @@ export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: install train demo test lint sandbox shell actions widget wheel clean
+.PHONY: install train demo test lint bench sandbox shell actions widget wheel clean
 
 install:
 	@bash scripts/install.sh
@@ -20,6 +20,11 @@ demo: install
 # Lint, format and type checks first (seconds), then every suite.
 test: lint
 	$(PY) -m pytest
+
+# Latency, throughput, memory and CPU of floor, bot turn, handoff and relay, one run side by side
+# (~10 minutes on 2 cores): a table, bench/results/latest.json and latest.png (README, "Performance").
+bench: train
+	$(PY) -m bench.run
 
 lint: install
 	.venv/bin/ruff check .

@@ -125,6 +125,8 @@ class Handoff:
         """
         if not agent.is_ready() or handoff.is_end_chat(message.text):
             return Relay(to_bot=True)  # not handed off
+        if not self.trackers.may_be_handed_off(agent, message.sender_id):
+            return Relay(to_bot=True)  # not handed off, told without loading the tracker
         async with self.trackers.changing(agent, message.sender_id) as tracker:
             if tracker is None:
                 return Relay(to_bot=True)  # not handed off

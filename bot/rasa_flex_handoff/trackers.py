@@ -36,7 +36,7 @@ from rasa.core.tracker_store import (
     SQLTrackerStore,
     TrackerStore,
 )
-from rasa.shared.core.events import Event, SessionStarted
+from rasa.shared.core.events import Event, SessionStarted, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
@@ -61,6 +61,10 @@ class StoreAccess:
     def version(self, sender_id: str) -> Optional[Hashable]:
         """The conversation's version in the store now; None when there is no cheap one (load the tracker)."""
         return None
+
+    def may_be_handed_off(self, sender_id: str) -> bool:
+        """False only when the conversation is surely not handed off, told without loading it (here: never told)."""
+        return True
 
     async def append(
         self, tracker: DialogueStateTracker, new_events: List[Event], version: Optional[Hashable]
@@ -95,11 +99,32 @@ class SQLRows(StoreAccess):
         event = sql.SQLEvent
         self.table = event.__table__
         self.count = sa.select(sa.func.count(event.id)).where(event.sender_id == sa.bindparam("sender_id"))
+        self.chat_slot = (
+            sa.select(event.data)
+            .where(
+                event.sender_id == sa.bindparam("sender_id"),
+                event.type_name == SlotSet.type_name,
+                event.action_name == handoff.CHANNEL_SLOT,  # Rasa's SQL store keeps a slot's name there
+            )
+            .order_by(event.id.desc())
+            .limit(1)
+        )
         self._batch: List[Tuple[List[Dict[str, Any]], asyncio.Future[None]]] = []
 
     def version(self, sender_id: str) -> Optional[Hashable]:
         with self.sql.engine.connect() as connection:
             return int(connection.execute(self.count, {"sender_id": sender_id}).scalar_one())
+
+    def may_be_handed_off(self, sender_id: str) -> bool:
+        """Whether the conversation's latest record of the handoff's chat slot names a chat.
+
+        Slots change only through slot events (`SlotSet`; a new session sets carried-over slots
+        again) and resets that clear them, so when the latest such row sets no chat, the
+        conversation is not handed off: a bot turn need not load the tracker to learn it.
+        """
+        with self.sql.engine.connect() as connection:
+            data = connection.execute(self.chat_slot, {"sender_id": sender_id}).scalar_one_or_none()
+        return data is not None and json.loads(data).get("value") is not None
 
     async def append(
         self, tracker: DialogueStateTracker, new_events: List[Event], version: Optional[Hashable]
@@ -213,6 +238,20 @@ class Trackers:
             return None
         self._kept[sender_id] = kept  # most recently used
         return kept.tracker
+
+    def may_be_handed_off(self, agent: Agent, sender_id: str) -> bool:
+        """False only when the store tells cheaply that the conversation is not handed off (a bot turn then loads nothing).
+
+        Read without the lock: a handoff starting meanwhile is Rasa's turn, and `HandoffPolicy`
+        routes the message to the relay once it holds the lock.
+        """
+        if sender_id in self._kept:
+            return True
+        try:
+            return self._store(agent).may_be_handed_off(sender_id)
+        except Exception:  # the store is failing: the full path reports it
+            logger.debug("tracker store cannot tell whether handed off; loading the tracker", exc_info=True)
+            return True
 
     async def read(self, agent: Agent, sender_id: str) -> Optional[DialogueStateTracker]:
         """The conversation's tracker as stored now, without its lock: read it, do not change it."""

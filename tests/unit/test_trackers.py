@@ -239,3 +239,23 @@ async def test_relays_of_many_conversations_commit_together(tmp_path: Path) -> N
     for sender in senders:
         said = [json.loads(data).get("text") for (_, _, _, _, data) in rows(tmp_path / "trackers.db", sender)]
         assert said.count(f"from {sender}") == 1
+
+
+async def test_the_sql_store_tells_a_conversation_that_is_not_handed_off_without_loading_it(tmp_path: Path) -> None:
+    store = sql_store(tmp_path)
+    agent = Agent(domain=DOMAIN, tracker_store=store, lock_store=InMemoryLockStore())
+    trackers = Trackers()
+    assert not trackers.may_be_handed_off(agent, "nobody")
+    chatting = DialogueStateTracker("chatting", DOMAIN.slots)
+    chatting.update(UserUttered("hello", intent={"name": "greet"}))
+    await store.save(chatting)
+    assert not trackers.may_be_handed_off(agent, "chatting")
+    await store.save(handed_off())
+    assert trackers.may_be_handed_off(agent, SENDER)
+    async with trackers.changing(agent, SENDER) as tracker:  # the bot resumes: the chat slot is cleared
+        assert tracker is not None
+        tracker.update_with_events([SlotSet(name, value) for name, value in handoff.cleared_slots().items()], DOMAIN)
+    assert not trackers.may_be_handed_off(agent, SENDER)
+    # Stores without such a query cannot tell: the relay loads the tracker.
+    memory = Agent(domain=DOMAIN, tracker_store=InMemoryTrackerStore(DOMAIN), lock_store=InMemoryLockStore())
+    assert Trackers().may_be_handed_off(memory, "nobody")
