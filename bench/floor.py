@@ -37,6 +37,7 @@ def serve(port: int) -> None:
     sanic_compat.apply()
     app = Sanic("bench_floor")
     sio = AsyncServer(async_mode="sanic", cors_allowed_origins=[])
+    sanic_compat.answer_closed_websockets(sio.eio)  # as our channel does: a closing socket logs no error
     sio.attach(app, socketio_path="/socket.io")
 
     @app.get("/health")

@@ -103,7 +103,15 @@ class RestInput(InputChannel):
                 return response.json([{"recipient_id": sender_id, **notice} for notice in told], status=503 if not told else 200)
             notices = [{"recipient_id": sender_id, **notice} for notice in relay.notices]
             if relay.to_bot:
-                await on_new_message(message)
+                try:
+                    await on_new_message(message)
+                except store_outage.UNREACHABLE as e:  # the bot's turn needs the same stores: try again
+                    logger.warning("REST turn answered 503, stores unreachable (%s)", store_outage.describe(e))
+                    return response.json(
+                        {"error": "the conversation store is unavailable; send the message again"},
+                        status=503,
+                        headers={"Retry-After": "1"},
+                    )
             return response.json(notices + collector.messages)
 
         @webhook.route("/messages", methods=["GET"])

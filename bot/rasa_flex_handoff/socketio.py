@@ -299,7 +299,10 @@ class SocketIOInput(InputChannel):
             if relay.notices:
                 await output.send_payloads(sender_id, relay.notices)
             if relay.to_bot:
-                await on_new_message(message)
+                try:
+                    await on_new_message(message)
+                except store_outage.UNREACHABLE as e:  # Rasa's turn needs the same stores: one line, no traceback
+                    logger.warning("socket.io turn not answered, stores unreachable (%s)", store_outage.describe(e))
 
         @sio.on("visitor_typing", namespace=self.namespace)
         async def visitor_typing(sid: str, data: Any = None, *_: Any) -> None:
