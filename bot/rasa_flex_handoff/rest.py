@@ -96,10 +96,11 @@ class RestInput(InputChannel):
             message = visitor_message(
                 self, text, collector, sender_id, body.get("metadata"), self.handoff.settings.signing_secret
             )
+            agent = request.app.ctx.agent
             try:
-                relay = await self.handoff.relay_visitor_message(request.app.ctx.agent, message)
+                relay = await self.handoff.relay_visitor_message(agent, message)
             except store_outage.UNREACHABLE:  # the lock store is restarting: the visitor sends it again
-                told = await store_outage.relay_failed(request.app.ctx.agent, self.handoff.chat_of, sender_id, RestOutput.name())
+                told = await store_outage.relay_failed(agent, self.handoff.trackers.read, sender_id, RestOutput.name())
                 return response.json([{"recipient_id": sender_id, **notice} for notice in told], status=503 if not told else 200)
             notices = [{"recipient_id": sender_id, **notice} for notice in relay.notices]
             if relay.to_bot:

@@ -293,7 +293,7 @@ class SocketIOInput(InputChannel):
                 relay = await self.handoff.relay_visitor_message(agent, message)
             except store_outage.UNREACHABLE:  # the lock store is restarting: the visitor sends it again
                 await output.send_payloads(
-                    sender_id, await store_outage.relay_failed(agent, self.handoff.chat_of, sender_id, output.name())
+                    sender_id, await store_outage.relay_failed(agent, self.handoff.trackers.read, sender_id, output.name())
                 )
                 return
             if relay.notices:

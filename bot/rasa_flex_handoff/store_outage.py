@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Reads a conversation's tracker without its lock (`Trackers.read`).
+ReadTracker = Callable[[Agent, str], Awaitable[Optional[DialogueStateTracker]]]
+
 # Errors meaning "a store is unreachable right now", raised before anything was recorded:
 # Rasa's LockError (Redis refused the ticket, or the lock could not be had), Redis connection
 # errors, and a SQL tracker store's lost connection.
@@ -66,21 +69,20 @@ async def retried(attempt: Callable[[], Awaitable[T]], wait: float) -> T:
             await asyncio.sleep(RETRY_INTERVAL)
 
 
-async def relay_failed(
-    agent: Agent, chat_of: Callable[[Agent, str], Awaitable[Any]], sender_id: str, output_channel: str
-) -> List[Dict[str, Any]]:
+async def relay_failed(agent: Agent, read_tracker: ReadTracker, sender_id: str, output_channel: str) -> List[Dict[str, Any]]:
     """The visitor-facing payloads saying their message did not reach the agent (none if not handed off or unknowable).
 
     Worded through the bot's domain (`utter_handoff_relay_failed`) for the conversation's state
-    read without the lock; not recorded, since recording needs the lock. Outside a handoff there
-    is no agent to mention: Rasa's own turn would fail on the same store, and the log says so.
+    read without the lock (`read_tracker`, read once); not recorded, since recording needs the
+    lock. Outside a handoff there is no agent to mention: Rasa's own turn would fail on the same
+    store, and the log says so.
     """
     try:
-        chat = await chat_of(agent, sender_id)
-        tracker: Optional[DialogueStateTracker] = await agent.tracker_store.retrieve(sender_id) if chat else None
+        tracker = await read_tracker(agent, sender_id)
     except UNREACHABLE as e:
         logger.warning("visitor message of %s not handled, stores unreachable (%s)", sender_id, describe(e))
         return []
+    chat = handoff.chat_from_slots(tracker.current_slot_values()) if tracker is not None else None
     if chat is None or tracker is None:
         logger.warning("visitor message of %s not handled, the lock store is unreachable", sender_id)
         return []
