@@ -559,6 +559,14 @@ def transcript_bodies(desk: AgentDesk, task_sid: str) -> List[str]:
     return [m["body"] for m in desk.transcript(task_sid)]
 
 
+def exchange(desk: AgentDesk, visitor: Visitor, task_sid: str, visitor_line: str, agent_line: str) -> None:
+    """One message each way through the handoff, each waited for where it lands (the agent's transcript, the visitor)."""
+    visitor.say(visitor_line)
+    wait_for(lambda: visitor_line in transcript_bodies(desk, task_sid), 15, f"visitor message {visitor_line!r} at the agent")
+    desk.send(task_sid, agent_line)
+    visitor.wait_for(lambda m: m.get("text") == agent_line, f"agent message {agent_line!r}")
+
+
 def agent_events(cluster: Cluster, sender_id: str, text: str) -> List[Dict[str, Any]]:
     """Agent turns with this text in PostgreSQL (all sessions, as the store holds them)."""
     return [e for e in cluster.events(sender_id, "bot") if ((e.get("metadata") or {}).get("handoff") or {}).get("body") == text]
@@ -627,10 +635,7 @@ def test_redis_restarting_mid_handoff_loses_and_repeats_nothing(cluster: Cluster
         task = handed_off(a, visitor)
         desk.accept(task["sid"])
         visitor.wait_for(lambda m: m.get("event") == "agent_joined", "agent joined notice")
-        visitor.say("before the outage")
-        wait_for(lambda: "before the outage" in transcript_bodies(desk, task["sid"]), 15, "visitor message at the agent")
-        desk.send(task["sid"], "agent, before the outage")
-        visitor.wait_for(lambda m: m.get("text") == "agent, before the outage", "agent message before the outage")
+        exchange(desk, visitor, task["sid"], "before the outage", "agent, before the outage")
 
         cluster.redis_server.stop()
         start = len(visitor.messages)
@@ -744,10 +749,7 @@ def test_a_replica_killed_mid_handoff_behind_nginx_loses_and_repeats_nothing(clu
         task = handed_off(survivor, visitor)  # its tracker, in the shared PostgreSQL
         desk.accept(task["sid"])
         visitor.wait_for(lambda m: m.get("event") == "agent_joined", "agent joined notice")
-        visitor.say("visitor, before the kill")
-        wait_for(lambda: "visitor, before the kill" in transcript_bodies(desk, task["sid"]), 15, "visitor message at the agent")
-        desk.send(task["sid"], "agent, before the kill")
-        visitor.wait_for(lambda m: m.get("text") == "agent, before the kill", "agent message before the kill")
+        exchange(desk, visitor, task["sid"], "visitor, before the kill", "agent, before the kill")
 
         # A second tab reloads the history on the holder: its catch-up takes the lock and asks Flex, which stalls.
         # (Both attempts of its Twilio client stall, so it holds the lock for seconds: TWILIO_TIMEOUT is 2 s.)

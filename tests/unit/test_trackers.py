@@ -49,6 +49,14 @@ def relayed(text: str) -> UserUttered:
     return UserUttered(text, intent={"name": "handoff_relay", "confidence": 1.0})
 
 
+async def record_relayed(trackers: Trackers, agent: Agent, text: str, sender_id: str = SENDER) -> DialogueStateTracker:
+    """What a relay does to the tracker: the visitor's turn recorded under the lock; the tracker it changed."""
+    async with trackers.changing(agent, sender_id) as tracker:
+        assert tracker is not None
+        tracker.update(relayed(text))
+    return tracker
+
+
 def texts(tracker: DialogueStateTracker) -> List[str]:
     return [e.text for e in tracker.events if isinstance(e, (UserUttered, BotUttered)) and e.text]
 
@@ -56,9 +64,7 @@ def texts(tracker: DialogueStateTracker) -> List[str]:
 async def test_a_changed_handed_off_tracker_is_saved_and_kept_for_the_next_relay(agent: Agent) -> None:
     await seed(agent)
     trackers = Trackers()
-    async with trackers.changing(agent, SENDER) as tracker:
-        assert tracker is not None
-        tracker.update(relayed("first"))
+    tracker = await record_relayed(trackers, agent, "first")
     async with trackers.changing(agent, SENDER) as again:
         assert again is tracker  # not loaded again: the store still holds exactly it
         again.update(relayed("second"))
@@ -69,9 +75,7 @@ async def test_a_changed_handed_off_tracker_is_saved_and_kept_for_the_next_relay
 async def test_another_writer_makes_the_next_relay_load_the_store(agent: Agent) -> None:
     await seed(agent)
     trackers = Trackers()
-    async with trackers.changing(agent, SENDER) as tracker:
-        assert tracker is not None
-        tracker.update(relayed("mine"))
+    tracker = await record_relayed(trackers, agent, "mine")
     # Another replica (or Rasa's own turn) writes the conversation meanwhile.
     theirs = await agent.tracker_store.retrieve(SENDER)
     assert theirs is not None
@@ -89,9 +93,7 @@ async def test_another_writer_makes_the_next_relay_load_the_store(agent: Agent) 
 async def test_a_change_that_fails_is_not_kept(agent: Agent) -> None:
     await seed(agent)
     trackers = Trackers()
-    async with trackers.changing(agent, SENDER) as tracker:
-        assert tracker is not None
-        tracker.update(relayed("saved"))
+    await record_relayed(trackers, agent, "saved")
     with pytest.raises(RuntimeError):
         async with trackers.changing(agent, SENDER) as tracker:
             assert tracker is not None
@@ -105,9 +107,7 @@ async def test_a_change_that_fails_is_not_kept(agent: Agent) -> None:
 async def test_a_resumed_bot_is_not_kept_and_no_row_is_stored_twice(agent: Agent, tmp_path: Path) -> None:
     await seed(agent)
     trackers = Trackers()
-    async with trackers.changing(agent, SENDER) as tracker:
-        assert tracker is not None
-        tracker.update(relayed("before the close"))
+    await record_relayed(trackers, agent, "before the close")
     async with trackers.changing(agent, SENDER) as tracker:
         assert tracker is not None
         slots = tracker.current_slot_values()
@@ -153,9 +153,7 @@ async def test_at_most_max_kept_trackers_are_kept(agent: Agent) -> None:
         tracker = handed_off()
         tracker.sender_id = f"visitor-{n}"
         await agent.tracker_store.save(tracker)
-        async with trackers.changing(agent, tracker.sender_id) as found:
-            assert found is not None
-            found.update(relayed(f"line {n}"))
+        await record_relayed(trackers, agent, f"line {n}", tracker.sender_id)
     assert len(trackers) == 2
     assert trackers.forget("visitor-0") is None  # the least recently used went first
 
@@ -205,9 +203,7 @@ async def test_with_an_event_broker_rasa_saves_and_publishes(tmp_path: Path) -> 
     await store.save(handed_off())
     trackers = Trackers()
     for text in ("one", "two"):
-        async with trackers.changing(agent, SENDER) as tracker:
-            assert tracker is not None
-            tracker.update(relayed(text))
+        await record_relayed(trackers, agent, text)
     published = [json.loads(data) for (data,) in sqlite3.connect(tmp_path / "broker.db").execute("SELECT data FROM events")]
     assert [e.get("text") for e in published if e.get("event") == "user"][-2:] == ["one", "two"]
 
@@ -229,12 +225,7 @@ async def test_relays_of_many_conversations_commit_together(tmp_path: Path) -> N
     sa.event.listen(store.engine, "commit", lambda _connection: commits.append(1))
     trackers = Trackers()
 
-    async def relay(sender: str) -> None:
-        async with trackers.changing(agent, sender) as tracker:
-            assert tracker is not None
-            tracker.update(relayed(f"from {sender}"))
-
-    await asyncio.gather(*(relay(sender) for sender in senders))
+    await asyncio.gather(*(record_relayed(trackers, agent, f"from {sender}", sender) for sender in senders))
     assert len(commits) < len(senders) / 2
     for sender in senders:
         said = [json.loads(data).get("text") for (_, _, _, _, data) in rows(tmp_path / "trackers.db", sender)]
