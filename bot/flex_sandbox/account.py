@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
+from flex_sandbox import taskrouter
 from flex_sandbox.credentials import Credentials
 from flex_sandbox.live import LiveFeed
 from flex_sandbox.store import AccountStore, Doc, Store
@@ -48,6 +49,7 @@ class Account:
         self.store: AccountStore = store.scoped(self.sid)
         self.webhooks = WebhookDispatcher(self.store, credentials.auth_token)
         self.live = LiveFeed()
+        self.timers = taskrouter.TaskTimers(self)
         self.provision()
 
     @property
@@ -75,8 +77,33 @@ class Account:
         """The default Conversations participant role (RL)."""
         return self.store.meta("participant_role_sid") or ""
 
+    @property
+    def workspace_sid(self) -> str:
+        """The TaskRouter workspace (WS) "Flex Task Assignment"."""
+        return self.store.meta("tr_workspace_sid") or ""
+
+    @property
+    def workflow_sid(self) -> str:
+        """The workflow (WW) "Assign to Anyone"."""
+        return self.store.meta("tr_workflow_sid") or ""
+
+    @property
+    def task_queue_sid(self) -> str:
+        """The task queue (WQ) "Everyone"."""
+        return self.store.meta("tr_task_queue_sid") or ""
+
     def provision(self) -> None:
-        """Create what a new Flex account has, once per account and database: web flow, chat services, web chat address."""
+        """Create what a new Flex account has; each part once per account and database.
+
+        TaskRouter came later than the messaging resources, so it is provisioned (and older tasks upgraded)
+        on its own: a state file from before it gets a workspace on its next start.
+        """
+        self._provision_messaging()
+        taskrouter.provision(self)
+        taskrouter.upgrade_tasks(self)
+
+    def _provision_messaging(self) -> None:
+        """Web flow, chat services and web chat address."""
         if self.store.meta("provisioned"):
             return
         now = now_iso()
@@ -120,7 +147,7 @@ class Account:
                 {
                     "sid": new_sid("IG"),
                     "account_sid": self.sid,
-                    "type": "webchat",
+                    "type": "chat",  # Flex's Conversations "Chat" address (the spec's enum has no "webchat")
                     "address": "webchat-default",
                     "friendly_name": "Default Web Chat Address",
                     "address_country": None,
@@ -152,27 +179,23 @@ class Account:
             "chat_service_sid": self.chat_service_sid,
             "conversations_service_sid": self.conversations_service_sid,
             "conversations_address_sid": addresses[0]["sid"] if addresses else None,
+            "workspace_sid": self.workspace_sid,
+            "workflow_sid": self.workflow_sid,
+            "task_queue_sid": self.task_queue_sid,
         }
 
-    # -- tasks, shared by both generations ------------------------------------
+    # -- tasks, shared by every kind of chat ---------------------------------------
     def task_for_channel(self, channel_sid: str) -> Optional[Doc]:
-        """The agent task that belongs to a chat channel or conversation, if any."""
-        tasks, _ = self.store.list("task", where={"channel_sid": channel_sid}, limit=1)
-        return tasks[0] if tasks else None
+        """The chat's live TaskRouter task (else its newest one), if any."""
+        return taskrouter.current_task(self, channel_sid)
 
     def end_task_for(self, channel_sid: str, ended_by: str) -> None:
-        """Mark a channel's task ended when the channel closes (agent, customer or API)."""
-        task = self.task_for_channel(channel_sid)
-        if task is None or task["status"] == "ended":
-            return
-        task.update(status="ended", ended_by=ended_by, date_updated=now_iso())
-        self.store.replace("task", task)
-        log.info("task %s ended by %s", task["sid"], ended_by)
-        self.publish("task", task)
+        """A chat channel or conversation closed (agent, customer or API): its live tasks end."""
+        taskrouter.chat_closed(self, channel_sid, ended_by)
 
     def publish(self, kind: str, task: Doc, **extra: Any) -> None:
         """Tell desktops something happened to a task."""
-        self.live.publish({"type": kind, "task_sid": task["sid"], "channel_sid": task["channel_sid"], **extra})
+        self.live.publish({"type": kind, "task_sid": task["sid"], "channel_sid": task.get("_channel_sid"), **extra})
 
 
 def loads(text: Optional[str]) -> Any:

@@ -80,7 +80,8 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
     @route("/agent/api/tasks", "GET")
     async def task_list(request: Request) -> HTTPResponse:
         status = request.args.get("status")
-        return reply({"tasks": [tasks.view(account, t) for t in tasks.all_tasks(account, status)]})
+        placed = tasks.positions(account)
+        return reply({"tasks": [tasks.view(account, t, placed) for t in tasks.all_tasks(account, status)]})
 
     @route("/agent/api/tasks/<sid>", "GET")
     async def task_fetch(request: Request, sid: str) -> HTTPResponse:
@@ -111,9 +112,37 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
         agent = tasks.agent_name(json_body(request).get("agent"))
         t = tasks.task(account, sid)
         account.live.publish(
-            {"type": "typing", "channel_sid": t["channel_sid"], "task_sid": sid, "identity": agent, "role": "agent"}
+            {"type": "typing", "channel_sid": t.get("_channel_sid"), "task_sid": sid, "identity": agent, "role": "agent"}
         )
         return reply({"ok": True})
+
+    @route("/agent/api/tasks/<sid>/transfer", "POST")
+    async def task_transfer(request: Request, sid: str) -> HTTPResponse:
+        body = json_body(request)
+        agent = tasks.agent_name(body.get("agent"))
+        to_agent, to_queue = body.get("to_agent"), body.get("to_queue")
+        new = tasks.transfer(account, sid, agent, str(to_agent) if to_agent else None, str(to_queue) if to_queue else None)
+        return reply(tasks.view(account, new), status=201)
+
+    @route("/agent/api/tasks/<sid>/complete", "POST")
+    async def task_complete(request: Request, sid: str) -> HTTPResponse:
+        agent = tasks.agent_name(json_body(request).get("agent"))
+        return reply(tasks.view(account, tasks.complete(account, sid, agent)))
+
+    @route("/agent/api/agents", "GET")
+    async def agent_list(request: Request) -> HTTPResponse:
+        return reply({"agents": tasks.agents(account)})
+
+    @route("/agent/api/agents", "POST")
+    async def agent_availability(request: Request) -> HTTPResponse:
+        body = json_body(request)
+        agent = tasks.agent_name(body.get("agent"))
+        available = body.get("available", True)
+        if isinstance(available, str):
+            available = available.strip().lower() in ("true", "1", "yes", "on")
+        if not isinstance(available, bool):
+            raise AgentError(400, "available must be true or false")
+        return reply(tasks.view_agent(account, tasks.set_available(account, agent, available)))
 
     # -- sandbox controls (not part of Twilio) ------------------------------------
     @route("/sandbox/typing", "POST")

@@ -6,14 +6,14 @@ import base64
 import binascii
 import hmac
 import logging
-from typing import Optional
+from typing import List, Optional
 
 from sanic import Sanic, response
 from sanic.exceptions import MethodNotSupported, NotFound, PayloadTooLarge, SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from flex_sandbox import agent, rest
+from flex_sandbox import agent, rest, routing_rest
 from flex_sandbox.account import Account
 from flex_sandbox.credentials import Credentials
 from flex_sandbox.faults import Fault, Faults
@@ -48,6 +48,18 @@ def authorized(request: Request, credentials: Credentials) -> bool:
     return any(hmac.compare_digest(user, u) and hmac.compare_digest(password, p) for u, p in pairs)
 
 
+def allowed_methods(app: Sanic, path: str) -> List[str]:
+    """The methods some route serves at `path` (empty: no route has this path)."""
+    found = []
+    for method in sorted({m for route in app.router.routes for m in route.methods}):
+        try:
+            app.router.get(path, method, None)
+        except SanicException:
+            continue
+        found.append(method)
+    return found
+
+
 def create_app(credentials: Credentials, db_path: Optional[str], name: str = "flex_sandbox") -> Sanic:
     """Build the sandbox server for these credentials and this database (None: in memory)."""
     app = Sanic(name)
@@ -70,6 +82,7 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
         return response.redirect("/agent")
 
     rest.register(app, account)
+    routing_rest.register(app, account)
     agent.register(app, account, faults)
 
     @app.middleware("request")
@@ -103,6 +116,12 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
     async def errors(request: Request, exception: Exception) -> HTTPResponse:
         if isinstance(exception, TwilioError):
             return exception.to_response()
+        if isinstance(exception, (NotFound, MethodNotSupported)) and request is not None:
+            allowed = allowed_methods(app, request.path)
+            if allowed:  # a known path asked with a method it does not take (Sanic says 404 when several routes share it)
+                refused = error_response(405, 20004, "Method not allowed")
+                refused.headers["Allow"] = ", ".join(allowed)
+                return refused
         if isinstance(exception, NotFound):
             return error_response(404, 20404, f"The requested resource {request.path if request else ''} was not found")
         if isinstance(exception, MethodNotSupported):
@@ -118,10 +137,12 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
     @app.listener("after_server_start")  # type: ignore[call-arg, arg-type]  # Sanic 21.12's overloads
     async def start_webhooks(app: Sanic, loop: object) -> None:
         await account.webhooks.start()
+        account.timers.start()
         log.info("Flex sandbox ready: account %s", account.sid)
 
     @app.listener("before_server_stop")  # type: ignore[call-arg, arg-type]
     async def stop_webhooks(app: Sanic, loop: object) -> None:
+        account.timers.stop()
         await account.webhooks.stop()
 
     @app.listener("after_server_stop")  # type: ignore[call-arg, arg-type]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from typing import Any, Dict, List, Optional
 
-from flex_sandbox import media
+from flex_sandbox import media, taskrouter
 from flex_sandbox.account import Account, Actor, loads
 from flex_sandbox.scoped_webhooks import ConfigInteger, WebhookScope
 from flex_sandbox.store import Doc, public
@@ -41,6 +42,55 @@ WEBHOOKS = WebhookScope(
 
 
 # -- rendering ------------------------------------------------------------------
+def derived_sid(prefix: str, *parts: str) -> str:
+    """A stable SID for something Twilio has and the sandbox does not model (the same every time it is shown)."""
+    return prefix + hashlib.sha256("/".join(parts).encode()).hexdigest()[:32]
+
+
+def render_service(account: Account, svc: Doc) -> Doc:
+    """A Chat service as `GET /v2/Services/{IS}` returns it.
+
+    The sandbox has no service-level settings or roles API: the settings are a new service's defaults (no pre/post
+    webhooks, push notifications off), the channel role is the one members get, and the service and channel-creator
+    roles are stable derived SIDs of the right shape.
+    """
+    url = twilio_url("chat", f"/v2/Services/{svc['sid']}")
+    off = {"enabled": False}
+    return {
+        **public(svc),
+        "account_sid": account.sid,
+        "default_service_role_sid": derived_sid("RL", svc["sid"], "service_user"),
+        "default_channel_role_sid": account.channel_role_sid or derived_sid("RL", svc["sid"], "channel_user"),
+        "default_channel_creator_role_sid": derived_sid("RL", svc["sid"], "channel_admin"),
+        "read_status_enabled": True,
+        "reachability_enabled": False,
+        "typing_indicator_timeout": 5,
+        "consumption_report_interval": 10,
+        "limits": {"channel_members": 100, "user_channels": 250},
+        "pre_webhook_url": None,
+        "post_webhook_url": None,
+        "webhook_method": "POST",
+        "webhook_filters": [],
+        "pre_webhook_retry_count": 0,
+        "post_webhook_retry_count": 0,
+        "notifications": {
+            "log_enabled": False,
+            "new_message": off,
+            "added_to_channel": off,
+            "removed_from_channel": off,
+            "invited_to_channel": off,
+        },
+        "media": {"size_limit_mb": 150, "compatibility_message": "Media messages are not supported by your client"},
+        "url": url,
+        "links": {
+            "channels": f"{url}/Channels",
+            "users": f"{url}/Users",
+            "roles": f"{url}/Roles",
+            "bindings": f"{url}/Bindings",
+        },
+    }
+
+
 def render_flow(flow: Doc) -> Doc:
     """A Flex Flow as `GET /v1/FlexFlows/{FO}` returns it."""
     return {**flow, "url": twilio_url("flex-api", f"/v1/FlexFlows/{flow['sid']}")}
@@ -392,24 +442,25 @@ def create_web_channel(
             "date_updated": chat_channel["date_updated"],
         }
         account.store.insert("web_channel", web)
-        task = {
-            "sid": new_sid("WT"),
-            "channel_sid": chat_channel["sid"],
-            "service_sid": chat_channel["service_sid"],
-            "mode": "legacy",
-            "status": "pending",
-            "agent": None,
-            "ended_by": None,
-            "visitor_identity": identity,
-            "customer_friendly_name": customer_friendly_name,
-            "chat_friendly_name": chat_friendly_name,
-            "pre_engagement_data": pre_engagement,
-            "date_created": chat_channel["date_created"],
-            "date_updated": chat_channel["date_created"],
-        }
-        account.store.insert("task", task)
+        task = taskrouter.route_chat(
+            account,
+            {
+                "channelSid": chat_channel["sid"],
+                "channelType": flex_flow.get("channel_type", "web"),
+                "name": customer_friendly_name,
+                "pre_engagement_data": pre_engagement,
+            },
+            {
+                "channel_sid": chat_channel["sid"],
+                "service_sid": chat_channel["service_sid"],
+                "mode": "legacy",
+                "visitor_identity": identity,
+                "customer_friendly_name": customer_friendly_name,
+                "chat_friendly_name": chat_friendly_name,
+                "pre_engagement_data": pre_engagement,
+            },
+        )
     log.info("web channel %s created on flow %s, task %s", chat_channel["sid"], flow_sid, task["sid"])
-    account.publish("task", task)
     return web
 
 

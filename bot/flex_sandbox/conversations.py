@@ -56,8 +56,15 @@ def render_conversation(conversation: Doc) -> Doc:
     url = twilio_url("conversations", f"/v1/Conversations/{conversation['sid']}")
     return {
         **public(conversation),
+        "bindings": conversation.get("bindings") or {},  # a chat-only conversation has no channel bindings: {}
         "url": url,
-        "links": {"participants": f"{url}/Participants", "messages": f"{url}/Messages", "webhooks": f"{url}/Webhooks"},
+        # `export` (the Conversations export resource) is a link Twilio always shows; the sandbox does not serve it.
+        "links": {
+            "participants": f"{url}/Participants",
+            "messages": f"{url}/Messages",
+            "webhooks": f"{url}/Webhooks",
+            "export": f"{url}/Export",
+        },
     }
 
 
@@ -89,9 +96,21 @@ def render_webhook(webhook: Doc) -> Doc:
     }
 
 
+LEGACY_CHAT_TYPE = "webchat"  # what sandboxes before the spec check provisioned; Twilio's type is "chat"
+STUDIO_ONLY_UNUSED = ("webhook_url", "webhook_method", "webhook_filters")
+
+
 def render_address(address: Doc) -> Doc:
-    """An address configuration."""
-    return {**address, "url": twilio_url("conversations", f"/v1/Configuration/Addresses/{address['sid']}")}
+    """An address configuration; a Studio auto-creation shows no webhook settings (as in Twilio's examples)."""
+    auto = address.get("auto_creation")
+    if isinstance(auto, dict) and auto.get("type") == "studio":
+        auto = {k: v for k, v in auto.items() if not (k in STUDIO_ONLY_UNUSED and v is None)}
+    return {
+        **address,
+        "type": "chat" if address.get("type") == LEGACY_CHAT_TYPE else address.get("type"),
+        "auto_creation": auto,
+        "url": twilio_url("conversations", f"/v1/Configuration/Addresses/{address['sid']}"),
+    }
 
 
 # -- lookups --------------------------------------------------------------------
@@ -396,27 +415,13 @@ def create_web_chat(
             "address_sid": address_sid,
         }
     )
+    from flex_sandbox import interactions  # here, not at the top: interactions builds on this module
+
     with account.store.transaction():
         conv = create_conversation(account, chat_friendly_name or f"Chat with {customer}", None, attributes)
         add_participant(account, conv, identity, json.dumps({"friendlyName": customer}), Actor.rest(False))
-        task = {
-            "sid": new_sid("WT"),
-            "channel_sid": conv["sid"],
-            "service_sid": conv["chat_service_sid"],
-            "mode": "conversations",
-            "status": "pending",
-            "agent": None,
-            "ended_by": None,
-            "visitor_identity": identity,
-            "customer_friendly_name": customer,
-            "chat_friendly_name": chat_friendly_name,
-            "pre_engagement_data": pre_engagement,
-            "date_created": conv["date_created"],
-            "date_updated": conv["date_created"],
-        }
-        account.store.insert("task", task)
+        task = interactions.route_web_chat(account, conv, identity, customer, chat_friendly_name, pre_engagement)
     log.info("web chat %s created on address %s, task %s", conv["sid"], address_sid, task["sid"])
-    account.publish("task", task)
     return {"conversation_sid": conv["sid"], "identity": identity}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any, Callable, Coroutine, Dict, List, Optional
 
 from sanic import Sanic, response
@@ -13,7 +14,7 @@ from sanic.response import HTTPResponse
 from flex_sandbox import chat, conversations, media
 from flex_sandbox.account import Account, Actor
 from flex_sandbox.store import Doc
-from flex_sandbox.wire import Form, Paging, TwilioError, invalid, now_iso, reply, twilio_url
+from flex_sandbox.wire import Form, Paging, TwilioError, invalid, now_iso, reply
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,22 @@ def newest_first(request: Request) -> bool:
     if order not in ("asc", "desc"):
         raise invalid("Order must be asc or desc")
     return order == "desc"
+
+
+def iso_date(query: Form, key: str) -> Optional[str]:
+    """A date filter (`2026-01-31` or ISO 8601 date-time) as the sandbox prints dates, or None when absent."""
+    value = query.get(key)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise invalid(f"Invalid {key} {value!r}: use ISO 8601") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC)
+    if key == "EndDate" and len(value) == 10:  # a bare end date includes that whole day
+        return parsed.strftime("%Y-%m-%dT23:59:59Z")
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def created(doc: Doc) -> HTTPResponse:
@@ -191,26 +208,14 @@ def register(app: Sanic, account: Account) -> None:
 
     @route(base, "GET")
     async def chat_service(request: Request, service_sid: str) -> HTTPResponse:
-        svc = chat.service(account, service_sid)
-        url = twilio_url("chat", f"/v2/Services/{service_sid}")
-        return reply(
-            {
-                **svc,
-                "account_sid": account.sid,
-                "url": url,
-                "links": {
-                    "channels": f"{url}/Channels",
-                    "users": f"{url}/Users",
-                    "roles": f"{url}/Roles",
-                    "bindings": f"{url}/Bindings",
-                },
-            }
-        )
+        return reply(chat.render_service(account, chat.service(account, service_sid)))
 
     @route(base + "/Channels", "GET")
     async def channels(request: Request, service_sid: str) -> HTTPResponse:
         chat.service(account, service_sid)
-        kind = Form(args_of(request)).get("Type")
+        kinds = Form(args_of(request)).list("Type")  # repeated: channels of any of these types
+        if any(k not in ("public", "private") for k in kinds):
+            raise invalid("Type must be public or private")
         return listing(
             request,
             "chat_channel",
@@ -219,7 +224,7 @@ def register(app: Sanic, account: Account) -> None:
             f"/v2/Services/{service_sid}/Channels",
             lambda c: chat.render_channel(account, c),
             parent=service_sid,
-            where={"type": kind} if kind else None,
+            where={"type": kinds} if kinds else None,
         )
 
     @route(base + "/Channels", "POST")
@@ -274,8 +279,8 @@ def register(app: Sanic, account: Account) -> None:
     @route(base + "/Channels/<channel_sid>/Members", "GET")
     async def members(request: Request, service_sid: str, channel_sid: str) -> HTTPResponse:
         doc = chat.channel(account, service_sid, channel_sid)
-        identities = args_of(request).get("Identity")
-        where = {"identity": identities[-1]} if identities else None
+        identities = args_of(request).get("Identity")  # repeated: members with any of these identities
+        where = {"identity": identities} if identities else None
         return listing(
             request,
             "chat_member",
@@ -399,16 +404,30 @@ def register(app: Sanic, account: Account) -> None:
 
     @route(cbase, "GET")
     async def conversation_list(request: Request) -> HTTPResponse:
-        state = Form(args_of(request)).get("State")
-        return listing(
-            request,
-            "conversation",
-            "conversations",
-            "conversations",
-            "/v1/Conversations",
-            conversations.render_conversation,
-            where={"state": state} if state else None,
-        )
+        query = Form(args_of(request))
+        state = query.get("State")
+        if state and state not in conversations.STATES:
+            raise invalid(f"Invalid State {state!r}")
+        where = {"state": state} if state else None
+        start, end = iso_date(query, "StartDate"), iso_date(query, "EndDate")
+        if start is None and end is None:
+            return listing(
+                request,
+                "conversation",
+                "conversations",
+                "conversations",
+                "/v1/Conversations",
+                conversations.render_conversation,
+                where=where,
+            )
+        # A date range filters on date_created and lists the newest conversation first (as the spec documents).
+        paging = Paging(args_of(request))
+        docs, _ = store.list("conversation", descending=True, where=where)
+        docs = [d for d in docs if (start or "") <= d["date_created"] <= (end or "9999")]
+        page = docs[paging.offset : paging.offset + paging.page_size]
+        more = len(docs) > paging.offset + paging.page_size
+        rendered = [conversations.render_conversation(d) for d in page]
+        return reply(paging.envelope("conversations", "conversations", "/v1/Conversations", rendered, more))
 
     def timers(form: Form) -> Dict[str, Any]:
         return {k: form.get(f"Timers.{p}") for k, p in (("inactive", "Inactive"), ("closed", "Closed")) if f"Timers.{p}" in form}
@@ -619,7 +638,8 @@ def register(app: Sanic, account: Account) -> None:
             "conversations",
             "/v1/Configuration/Addresses",
             conversations.render_address,
-            where={"type": kind} if kind else None,
+            # older state files stored the chat address as "webchat"
+            where={"type": [kind, conversations.LEGACY_CHAT_TYPE] if kind == "chat" else kind} if kind else None,
         )
 
     @route("/conversations/v1/Configuration/Addresses/<sid>", "GET")

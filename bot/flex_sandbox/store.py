@@ -194,8 +194,12 @@ class Store:
             sql += " AND parent = ?"
             args.append(parent)
         for key, value in (where or {}).items():
-            sql += f" AND json_extract(doc, '$.{key}') = ?"
-            args.append(value)
+            if isinstance(value, (list, tuple)):  # any of several values (Twilio's repeated list filters)
+                sql += f" AND json_extract(doc, '$.{key}') IN ({', '.join('?' * len(value)) or 'NULL'})"
+                args += list(value)
+            else:
+                sql += f" AND json_extract(doc, '$.{key}') = ?"
+                args.append(value)
         sql += " ORDER BY seq " + ("DESC" if descending else "ASC") + " LIMIT ? OFFSET ?"
         args += [limit + 1 if limit >= 0 else -1, offset]
         with self._lock:

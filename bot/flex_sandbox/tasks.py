@@ -1,4 +1,9 @@
-"""Agent tasks: what the desktop and the agent JSON API do with an incoming chat (accept, chat, end)."""
+"""What an agent does in the desktop and the agent JSON API: availability, accept, chat, transfer, end, complete.
+
+The desktop's tasks are the TaskRouter tasks: accepting one is a reservation accepted and the task assigned,
+then the agent joins the chat; ending a chat closes it and the task wraps up and completes. The API's `status`
+(pending | accepted | ended) is derived from the task's `assignment_status`, so older callers keep working.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ import json
 import logging
 from typing import Any, Dict, List, Optional
 
-from flex_sandbox import chat, conversations
+from flex_sandbox import chat, conversations, interactions, taskrouter
 from flex_sandbox.account import Account, Actor, loads
 from flex_sandbox.store import Doc
 from flex_sandbox.wire import TwilioError, now_iso
@@ -14,6 +19,17 @@ from flex_sandbox.wire import TwilioError, now_iso
 log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "accepted", "ended")
+CHAT_FIELDS = (
+    "channel_sid",
+    "mode",
+    "service_sid",
+    "visitor_identity",
+    "customer_friendly_name",
+    "chat_friendly_name",
+    "pre_engagement_data",
+    "interaction_sid",
+    "interaction_channel_sid",
+)
 
 
 class AgentError(Exception):
@@ -35,75 +51,135 @@ def agent_name(value: Any) -> str:
     return name
 
 
+def status_of(t: Doc) -> str:
+    """The desktop's three states from TaskRouter's six."""
+    state = t.get("assignment_status")
+    if state in taskrouter.WAITING:
+        return "pending"
+    return "accepted" if state == "assigned" else "ended"
+
+
 def all_tasks(account: Account, status: Optional[str] = None) -> List[Doc]:
     """Tasks newest first, optionally by status."""
     if status is not None and status not in STATUSES:
         raise AgentError(400, f"status must be one of {', '.join(STATUSES)}")
-    docs, _ = account.store.list("task", descending=True, where={"status": status} if status else None)
-    return docs
+    docs = list(reversed(taskrouter.tasks_of(account)))
+    return [t for t in docs if status is None or status_of(t) == status]
 
 
 def task(account: Account, sid: str) -> Doc:
     """One task or a 404."""
-    found = account.store.get("task", sid)
+    found = account.store.get(taskrouter.TASK, sid)
     if found is None:
         raise AgentError(404, f"task {sid} not found")
     return found
 
 
 def _channel(account: Account, t: Doc) -> Doc:
-    if t["mode"] == "legacy":
-        return chat.channel(account, t["service_sid"], t["channel_sid"])
-    return conversations.conversation(account, t["channel_sid"])
+    if t.get("_mode") == "legacy":
+        return chat.channel(account, t["_service_sid"], t["_channel_sid"])
+    return conversations.conversation(account, t["_channel_sid"])
 
 
+def _is_chat(t: Doc) -> bool:
+    return t.get("_kind", "chat") == "chat" and bool(t.get("_channel_sid"))
+
+
+# -- availability -----------------------------------------------------------------
+def set_available(account: Account, agent: str, available: bool) -> Doc:
+    """Go available (activity Available) or offline (Offline); the worker is created the first time."""
+    return taskrouter.worker_for_agent(account, agent, "Available" if available else "Offline")
+
+
+def _worker_to_accept(account: Account, agent: str) -> Doc:
+    """The agent's worker; one that does not exist yet is created Available (callers that never went available)."""
+    worker = taskrouter.worker_named(account, account.workspace_sid, agent)
+    return worker or taskrouter.worker_for_agent(account, agent, "Available")
+
+
+def agents(account: Account) -> List[Doc]:
+    """Every worker as the desktop shows it."""
+    return [view_agent(account, w) for w in taskrouter.children(account, taskrouter.WORKER, account.workspace_sid)]
+
+
+def view_agent(account: Account, worker: Doc) -> Dict[str, Any]:
+    """A worker as the agent API returns it."""
+    busy = sum(1 for t in taskrouter.tasks_of(account) if t.get("_worker_sid") == worker["sid"] and status_of(t) == "accepted")
+    return {
+        "agent": worker["friendly_name"],
+        "worker_sid": worker["sid"],
+        "activity": worker["activity_name"],
+        "available": worker["available"],
+        "tasks": busy,
+        "date_status_changed": worker["date_status_changed"],
+    }
+
+
+# -- accept -----------------------------------------------------------------------
 def accept(account: Account, sid: str, agent: str) -> Doc:
-    """Assign the task to `agent` (first one wins) and join the agent to the chat."""
+    """Reserve and assign the task to `agent` (first one wins), then join the agent to the chat."""
     with account.store.transaction():
         t = task(account, sid)
-        if t["status"] == "accepted" and t["agent"] == agent:
+        state = status_of(t)
+        if state == "accepted" and t.get("_agent") == agent:
             return t
-        if t["status"] == "accepted":
-            raise AgentError(409, f"Task already accepted by {t['agent']}")
-        if t["status"] == "ended":
+        if state == "accepted":
+            raise AgentError(409, f"Task already accepted by {t['_agent']}")
+        if state == "ended":
             raise AgentError(409, "Task has already ended")
-        t.update(status="accepted", agent=agent, date_updated=now_iso())
-        account.store.replace("task", t)
-        channel = _channel(account, t)
-        attributes = json.dumps({"friendlyName": agent, "role": "agent"})
-        try:
-            if t["mode"] == "legacy":
-                chat.add_member(account, channel, agent, attributes, Actor.agent(agent))
-            else:
-                conversations.add_participant(account, channel, agent, attributes, Actor.agent(agent))
-        except TwilioError as e:
-            if e.status != 409:  # already a member: fine
-                raise AgentError(409, e.message) from None
+        target = t.get("_target_agent")
+        if target and target.lower() != agent.lower():
+            raise AgentError(409, f"Task is routed to {target}")
+        taskrouter.assign(account, t, _worker_to_accept(account, agent))
+        if _is_chat(t):
+            _join(account, t, agent)
+            interactions.agent_joined(account, t)
     log.info("task %s accepted by an agent", sid)
-    account.publish("task", t)
+    taskrouter.publish(account, t)
     return t
+
+
+def _join(account: Account, t: Doc, agent: str) -> None:
+    channel = _channel(account, t)
+    attributes = json.dumps({"friendlyName": agent, "role": "agent"})
+    try:
+        if t["_mode"] == "legacy":
+            chat.add_member(account, channel, agent, attributes, Actor.agent(agent))
+        else:
+            conversations.add_participant(account, channel, agent, attributes, Actor.agent(agent))
+    except TwilioError as e:
+        if e.status != 409:  # already a member: fine
+            raise AgentError(409, e.message) from None
 
 
 def _assigned(account: Account, sid: str, agent: str) -> Doc:
     t = task(account, sid)
-    if t["status"] == "ended":
+    state = status_of(t)
+    if state == "ended":
         raise AgentError(409, "Task has already ended")
-    if t["status"] != "accepted":
+    if state != "accepted":
         raise AgentError(409, "Accept the task first")
-    if t["agent"] != agent:
-        raise AgentError(403, f"Task is assigned to {t['agent']}")
+    if t.get("_agent") != agent:
+        raise AgentError(403, f"Task is assigned to {t.get('_agent')}")
     return t
 
 
+def _chat_task(t: Doc) -> Doc:
+    if not _is_chat(t):
+        raise AgentError(409, "This task is a message, not a chat")
+    return t
+
+
+# -- chatting and ending ----------------------------------------------------------
 def send(account: Account, sid: str, agent: str, body: Any) -> Doc:
     """Post the agent's message through the same path as the REST API (webhooks fire)."""
     text = str(body or "")
     if not text.strip():
         raise AgentError(400, "body is required")
-    t = _assigned(account, sid, agent)
+    t = _chat_task(_assigned(account, sid, agent))
     channel = _channel(account, t)
     try:
-        if t["mode"] == "legacy":
+        if t["_mode"] == "legacy":
             message = chat.post_message(account, channel, agent, text, "{}", Actor.agent(agent))
         else:
             message = conversations.post_message(account, channel, agent, text, "{}", Actor.agent(agent))
@@ -113,38 +189,115 @@ def send(account: Account, sid: str, agent: str, body: Any) -> Doc:
 
 
 def end(account: Account, sid: str, agent: str) -> Doc:
-    """End the chat: the agent leaves, then the channel closes (legacy INACTIVE / conversation closed)."""
+    """End the chat: the agent leaves, the channel closes (legacy INACTIVE / conversation closed), the task completes."""
     t = _assigned(account, sid, agent)
+    if not _is_chat(t):
+        return complete(account, sid, agent)
     channel = _channel(account, t)
     actor = Actor.agent(agent)
     try:
-        _leave_and_close(account, t, channel, agent, actor)
+        _leave(account, t, channel, agent, actor)
+        if t["_mode"] == "legacy":
+            chat.close(account, channel, actor)
+        else:
+            conversations.update_conversation(account, channel, {"state": "closed"}, actor)
     except TwilioError as e:
         raise AgentError(409, e.message) from None
-    account.end_task_for(t["channel_sid"], agent)
+    account.end_task_for(t["_channel_sid"], agent)
     log.info("task %s ended by its agent", sid)
     return task(account, sid)
 
 
-def _leave_and_close(account: Account, t: Doc, channel: Doc, agent: str, actor: Actor) -> None:
-    if t["mode"] == "legacy":
+def _leave(account: Account, t: Doc, channel: Doc, agent: str, actor: Actor) -> None:
+    """The agent leaves the chat (onMemberRemoved / onParticipantRemoved), the chat itself stays."""
+    if t["_mode"] == "legacy":
         members, _ = account.store.list("chat_member", parent=channel["sid"], where={"identity": agent}, limit=1)
         if members:
             chat.remove_member(account, channel, members[0], actor)
-        chat.close(account, channel, actor)
     else:
         participants, _ = account.store.list("participant", parent=channel["sid"], where={"identity": agent}, limit=1)
         if participants:
             conversations.remove_participant(account, channel, participants[0], actor)
-        conversations.update_conversation(account, channel, {"state": "closed"}, actor)
+    interactions.agent_left(account, t)
 
 
+def complete(account: Account, sid: str, agent: str) -> Doc:
+    """Done with a message task (accepting it first when nobody has), or with a chat in wrap-up."""
+    t = task(account, sid)
+    if _is_chat(t):
+        if t["assignment_status"] != "wrapping":
+            raise AgentError(409, "End the chat instead; only a chat in wrap-up is completed")
+        if t.get("_agent") != agent:
+            raise AgentError(403, f"Task is assigned to {t.get('_agent')}")
+        return taskrouter.change_status(account, t, "completed", "Wrap-up done")
+    if status_of(t) == "pending":
+        t = accept(account, sid, agent)
+    t = _assigned(account, sid, agent)
+    t["_ended_by"] = agent
+    return taskrouter.finish(account, t, "Completed by the agent", agent)
+
+
+# -- transfers --------------------------------------------------------------------
+def transfer(account: Account, sid: str, agent: str, to_agent: Optional[str] = None, to_queue: Optional[str] = None) -> Doc:
+    """Cold transfer: a new task with the same attributes goes to the worker or queue; this agent leaves the chat
+    (the visitor side sees onParticipantRemoved / onMemberRemoved) and their task completes."""
+    if bool(to_agent) == bool(to_queue):
+        raise AgentError(400, "give exactly one of to_agent or to_queue")
+    t = _chat_task(_assigned(account, sid, agent))
+    channel = _channel(account, t)
+    ws = t["workspace_sid"]
+    worker: Optional[Doc] = None
+    queue_sid = t["task_queue_sid"]
+    if to_agent:
+        name = agent_name(to_agent)
+        if name.lower() == agent.lower():
+            raise AgentError(400, "cannot transfer a chat to yourself")
+        worker = taskrouter.worker_named(account, ws, name) or taskrouter.create_worker(account, ws, name)
+        target, target_sid = name, worker["sid"]
+    else:
+        queue = _queue(account, ws, str(to_queue))
+        queue_sid = queue["sid"]
+        target, target_sid = queue["friendly_name"], queue["sid"]
+    chan = interactions.chat_channel_for(account, t)
+    if chan is not None and chan["status"] != "active":
+        raise AgentError(409, interactions.not_transferable(chan).message)
+    with account.store.transaction():
+        new = taskrouter.create_task(
+            account,
+            ws,
+            attributes=t["attributes"],
+            workflow_sid=t["workflow_sid"],
+            queue_sid=queue_sid,
+            channel=t["task_channel_unique_name"],
+            priority=t.get("priority"),
+            routing_target=worker["sid"] if worker else None,
+            chat={**{key: t.get("_" + key) for key in CHAT_FIELDS}, "transferred_from": t["sid"]},
+        )
+        try:
+            _leave(account, t, channel, agent, Actor.agent(agent))
+        except TwilioError as e:
+            raise AgentError(409, e.message) from None
+        taskrouter.finish(account, t, f"Transferred to {target}", agent)
+        if chan is not None:
+            interactions.record_transfer(account, chan, t, new, target_sid, None)
+    log.info("task %s transferred by its agent to %s as %s", sid, target, new["sid"])
+    return new
+
+
+def _queue(account: Account, workspace_sid: str, sid_or_name: str) -> Doc:
+    for queue in taskrouter.children(account, taskrouter.QUEUE, workspace_sid):
+        if sid_or_name in (queue["sid"], queue["friendly_name"]):
+            return queue
+    raise AgentError(404, f"queue {sid_or_name} not found")
+
+
+# -- views ------------------------------------------------------------------------
 def view_message(t: Doc, message: Doc) -> Dict[str, Any]:
     """A message as the desktop shows it, with the sender's role."""
     author = message.get("author", message.get("from"))
-    if author == t["visitor_identity"]:
+    if author == t.get("_visitor_identity"):
         role = "customer"
-    elif t.get("agent") and author == t["agent"]:
+    elif t.get("_agent") and author == t["_agent"]:
         role = "agent"
     else:
         role = "system"
@@ -162,28 +315,58 @@ def view_message(t: Doc, message: Doc) -> Dict[str, Any]:
 
 
 def transcript(account: Account, sid: str) -> List[Dict[str, Any]]:
-    """Every message of the task's chat, oldest first."""
+    """Every message of the task's chat, oldest first (a message task has none)."""
     t = task(account, sid)
+    if not _is_chat(t):
+        return []
     docs = (
-        chat.messages(account, t["channel_sid"]) if t["mode"] == "legacy" else conversations.messages(account, t["channel_sid"])
+        chat.messages(account, t["_channel_sid"])
+        if t.get("_mode") == "legacy"
+        else conversations.messages(account, t["_channel_sid"])
     )
     return [view_message(t, m) for m in docs]
 
 
-def view(account: Account, t: Doc) -> Dict[str, Any]:
+def positions(account: Account) -> Dict[str, int]:
+    """Every waiting task's place in its queue (1 = next), computed once for a whole list."""
+    placed: Dict[str, int] = {}
+    queues = {t["task_queue_sid"] for t in taskrouter.tasks_of(account) if t["assignment_status"] in taskrouter.WAITING}
+    for queue_sid in queues:
+        for index, t in enumerate(taskrouter.waiting_in(account, queue_sid)):
+            placed[t["sid"]] = index + 1
+    return placed
+
+
+def view(account: Account, t: Doc, placed: Optional[Dict[str, int]] = None) -> Dict[str, Any]:
     """A task as the agent API returns it."""
+    attributes = taskrouter.attributes_of(t)
+    kind = "chat" if _is_chat(t) else "message"
+    customer = t.get("_customer_friendly_name") or attributes.get("name") or attributes.get("customerName") or "Customer"
+    position = (placed or {}).get(t["sid"]) if placed is not None else taskrouter.queue_position(account, t)
     return {
         "sid": t["sid"],
-        "status": t["status"],
-        "mode": t["mode"],
-        "channel_sid": t["channel_sid"],
-        "service_sid": t["service_sid"],
-        "agent": t["agent"],
-        "ended_by": t.get("ended_by"),
-        "visitor_identity": t["visitor_identity"],
-        "customer_friendly_name": t["customer_friendly_name"],
-        "chat_friendly_name": t["chat_friendly_name"],
-        "pre_engagement_data": t["pre_engagement_data"],
+        "status": status_of(t),
+        "kind": kind,
+        "mode": t.get("_mode"),
+        "channel_sid": t.get("_channel_sid"),
+        "service_sid": t.get("_service_sid"),
+        "agent": t.get("_agent"),
+        "ended_by": t.get("_ended_by"),
+        "visitor_identity": t.get("_visitor_identity"),
+        "customer_friendly_name": customer,
+        "chat_friendly_name": t.get("_chat_friendly_name"),
+        "pre_engagement_data": t.get("_pre_engagement_data"),
+        "assignment_status": t["assignment_status"],
+        "reason": t.get("reason"),
+        "attributes": attributes,
+        "task_queue_sid": t["task_queue_sid"],
+        "task_queue_name": t["task_queue_friendly_name"],
+        "queue_position": position,
+        "age": taskrouter.age_of(t),
+        "target_agent": t.get("_target_agent"),
+        "transferred_from": t.get("_transferred_from"),
+        "interaction_sid": t.get("_interaction_sid"),
+        "interaction_channel_sid": t.get("_interaction_channel_sid"),
         "date_created": t["date_created"],
-        "date_updated": t["date_updated"],
+        "date_updated": t.get("date_updated") or now_iso(),
     }

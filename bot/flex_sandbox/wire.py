@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode
 from sanic import response
 from sanic.response import HTTPResponse
 
-HOSTS = {"flex-api", "chat", "conversations", "mcs.us1"}  # mcs.us1: the Media Content Service
+HOSTS = {"flex-api", "chat", "conversations", "mcs.us1", "taskrouter"}  # mcs.us1: the Media Content Service
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 

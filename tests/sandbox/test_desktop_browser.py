@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Iterator
+import re
+from typing import Dict, Iterator
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
@@ -119,3 +120,73 @@ def test_agent_desktop_accepts_and_chats(browser: Browser, sandbox: Sandbox, web
     assert ended.params["EventType"] == "onConversationStateUpdated" and ended.params["StateTo"] == "closed"
     alice.close()
     bob.close()
+
+
+def test_desktop_availability_queue_and_transfer(
+    browser: Browser, sandbox: Sandbox, webhooks: WebhookReceiver, hook: str
+) -> None:
+    """Go available/offline sets the worker's activity; the queue shows positions and ages; a chat moves to another agent."""
+    kim = open_desktop(browser, sandbox, "kim")
+    lee = open_desktop(browser, sandbox, "lee")
+
+    def workers() -> Dict[str, Dict[str, object]]:
+        return {a["agent"]: a for a in sandbox.agent("GET", "/agent/api/agents").json()["agents"]}
+
+    assert workers()["kim"]["activity"] == workers()["lee"]["activity"] == "Available"
+    kim.click("#agent-offline")
+    expect(kim.locator("#agent-status")).to_have_text("offline as kim")
+    assert workers()["kim"]["activity"] == "Offline" and workers()["kim"]["available"] is False
+    kim.click("#agent-save")
+    expect(kim.locator("#agent-status")).to_have_text("available as kim")
+
+    chat = sandbox.client.flex_api.v2.web_channels.create(
+        address_sid=sandbox.address_sid, customer_friendly_name="Queue Visitor", chat_friendly_name="Web chat"
+    )
+    conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
+    conversation.webhooks.create(
+        target="webhook",
+        configuration_url=webhooks.url(hook),
+        configuration_filters=["onParticipantAdded", "onParticipantRemoved"],
+    )
+    item = kim.locator(f'.task[data-channel="{chat.conversation_sid}"]')
+    expect(item.locator(".queue")).to_have_text(re.compile(r"^#\d+$"))
+    expect(item.locator(".age")).to_have_text(re.compile(r"^waiting \d+"))
+    item.click()
+    kim.click("#accept")
+    expect(kim.locator("#task-status")).to_have_text("accepted · kim")
+    expect(kim.locator("#transfer")).to_be_visible()
+    kim.select_option("#transfer-target", "agent:lee")
+    kim.click("#transfer-button")
+    expect(kim.locator("#notice")).to_have_text("Transferred to lee.")
+
+    moved = lee.locator(f'.task[data-channel="{chat.conversation_sid}"]').filter(has_text="pending")
+    expect(moved).to_contain_text("→ lee")
+    moved.click()
+    lee.click("#accept")
+    expect(lee.locator("#task-status")).to_have_text("accepted · lee")
+    got = webhooks.wait(hook, 3)
+    assert [(r.params["EventType"], r.params["Identity"]) for r in got] == [
+        ("onParticipantAdded", "kim"),
+        ("onParticipantRemoved", "kim"),
+        ("onParticipantAdded", "lee"),
+    ]
+    kim.close()
+    lee.close()
+
+
+def test_desktop_shows_a_message_task_and_marks_it_done(browser: Browser, sandbox: Sandbox) -> None:
+    page = open_desktop(browser, sandbox, "mo")
+    attributes = {"type": "handoff_message", "name": "Nia", "message": "Please call me <b>back</b>", "context": {"order": "B-9"}}
+    task = (
+        sandbox.client.taskrouter.v1.workspaces(sandbox.info["workspace_sid"])
+        .tasks.create(workflow_sid=sandbox.info["workflow_sid"], attributes=json.dumps(attributes))
+        .sid
+    )
+    page.click(f'.task[data-sid="{task}"]')
+    expect(page.locator("#message-body")).to_have_text("Please call me <b>back</b>")
+    expect(page.locator("#message-context")).to_contain_text("B-9")
+    expect(page.locator("#accept")).to_be_hidden()
+    page.click("#done")
+    expect(page.locator("#task-status")).to_have_text("ended · mo")
+    assert sandbox.agent("GET", f"/agent/api/tasks/{task}").json()["assignment_status"] == "completed"
+    page.close()

@@ -28,11 +28,11 @@ def test_fresh_account_lists_a_web_chat_address(sandbox: Sandbox) -> None:
     assert len(addresses) == 1
     address = addresses[0]
     assert address.sid == sandbox.address_sid and address.sid.startswith("IG")
-    assert address.type == "webchat"
+    assert address.type == "chat"
     assert address.auto_creation["enabled"] is True
     assert address.auto_creation["conversation_service_sid"].startswith("IS")
     assert sandbox.client.conversations.v1.address_configurations(address.sid).fetch().friendly_name == address.friendly_name
-    assert sandbox.client.conversations.v1.address_configurations.list(type="webchat")[0].sid == address.sid
+    assert sandbox.client.conversations.v1.address_configurations.list(type="chat")[0].sid == address.sid
 
 
 def test_web_chat_creates_a_conversation_with_a_generated_visitor(sandbox: Sandbox) -> None:

@@ -2,7 +2,11 @@
 "use strict";
 
 (function () {
-  const state = { agent: sessionStorage.getItem("flexSandboxAgent") || "", tasks: [], selected: null, filter: "open", typingTimer: null, lastTypingSent: 0 };
+  const state = {
+    agent: sessionStorage.getItem("flexSandboxAgent") || "",
+    available: sessionStorage.getItem("flexSandboxAvailable") === "true",
+    agents: [], tasks: [], loadedAt: Date.now(), selected: null, filter: "open", typingTimer: null, lastTypingSent: 0,
+  };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, className, text) {
@@ -37,25 +41,65 @@
   }
 
   // -- agent --------------------------------------------------------------------
+  // Availability is the agent's TaskRouter worker activity (Available / Offline), set on the server.
   function renderAgent() {
     $("agent-name").value = state.agent;
     const pill = $("agent-status");
-    pill.textContent = state.agent ? "available as " + state.agent : "offline";
-    pill.className = "status-pill " + (state.agent ? "available" : "offline");
+    pill.textContent = !state.agent ? "offline" : (state.available ? "available as " : "offline as ") + state.agent;
+    pill.className = "status-pill " + (state.agent && state.available ? "available" : "offline");
+    $("agent-offline").disabled = !state.agent || !state.available;
   }
 
-  $("agent-form").addEventListener("submit", (event) => {
-    event.preventDefault();
-    state.agent = $("agent-name").value.trim();
-    sessionStorage.setItem("flexSandboxAgent", state.agent);
+  async function setAvailable(available) {
+    const name = $("agent-name").value.trim();
+    if (!name) { $("agent-name").reportValidity(); return; }
+    try {
+      const worker = await api("POST", "/agent/api/agents", { agent: name, available });
+      state.agent = worker.agent;
+      state.available = worker.available;
+      sessionStorage.setItem("flexSandboxAgent", state.agent);
+      sessionStorage.setItem("flexSandboxAvailable", String(state.available));
+      notice("");
+    } catch (e) {
+      notice(e.message);
+    }
     renderAgent();
     renderSelected();
-  });
+    loadAgents().catch(() => {});
+  }
+
+  $("agent-form").addEventListener("submit", (event) => { event.preventDefault(); setAvailable(true); });
+  $("agent-offline").addEventListener("click", () => setAvailable(false));
+
+  async function loadAgents() {
+    const data = await api("GET", "/agent/api/agents");
+    state.agents = data.agents || [];
+    const me = state.agents.find((a) => a.agent === state.agent);
+    if (me) { state.available = me.available; sessionStorage.setItem("flexSandboxAvailable", String(me.available)); renderAgent(); }
+    renderTransferTargets();
+  }
+
+  function renderTransferTargets() {
+    const select = $("transfer-target");
+    const current = select.value;
+    select.replaceChildren();
+    const queue = el("option", null, "Queue: Everyone");
+    queue.value = "queue:Everyone";
+    select.append(queue);
+    for (const worker of state.agents) {
+      if (worker.agent === state.agent) continue;
+      const option = el("option", null, worker.agent + " (" + worker.activity + ")");
+      option.value = "agent:" + worker.agent;
+      select.append(option);
+    }
+    if ([...select.options].some((o) => o.value === current)) select.value = current;
+  }
 
   // -- task list ----------------------------------------------------------------
   async function loadTasks() {
     const data = await api("GET", "/agent/api/tasks");
     state.tasks = data.tasks || [];
+    state.loadedAt = Date.now();
     renderTasks();
     if (state.selected) {
       const fresh = state.tasks.find((t) => t.sid === state.selected.sid);
@@ -67,22 +111,51 @@
     return state.tasks.filter((t) => state.filter === "all" || t.status !== "ended" || (state.selected && t.sid === state.selected.sid));
   }
 
+  function modeLabel(task) {
+    if (task.kind === "message") return "message";
+    return task.mode === "legacy" ? "legacy chat" : "conversations";
+  }
+
+  function duration(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return s < 60 ? s + "s" : Math.floor(s / 60) + "m " + String(s % 60).padStart(2, "0") + "s";
+  }
+
+  // Ages tick locally from the server's `age` at load time (no polling).
+  function updateAges() {
+    const elapsed = (Date.now() - state.loadedAt) / 1000;
+    for (const node of document.querySelectorAll("#task-list .age")) {
+      node.textContent = "waiting " + duration(Number(node.dataset.age) + elapsed);
+    }
+  }
+
   function renderTasks() {
     const list = $("task-list");
     list.replaceChildren();
     const tasks = visibleTasks();
     $("no-tasks").classList.toggle("hidden", tasks.length > 0);
+    const waiting = state.tasks.filter((t) => t.status === "pending").length;
+    $("queue-summary").textContent = waiting ? waiting + " waiting in queue" : "Queue is empty";
     for (const task of tasks) {
       const item = el("li", "task" + (state.selected && state.selected.sid === task.sid ? " selected" : ""));
       item.dataset.sid = task.sid;
-      item.dataset.channel = task.channel_sid;
+      if (task.channel_sid) item.dataset.channel = task.channel_sid;
+      item.dataset.kind = task.kind;
       item.setAttribute("role", "button");
       item.tabIndex = 0;
       item.append(el("div", "name", task.customer_friendly_name || "Customer"));
       const sub = el("div", "sub");
       sub.append(el("span", "badge " + task.status, task.status));
-      sub.append(el("span", "badge", task.mode === "legacy" ? "legacy chat" : "conversations"));
-      sub.append(el("span", null, task.agent ? "· " + task.agent : time(task.date_created)));
+      sub.append(el("span", "badge" + (task.kind === "message" ? " message" : ""), modeLabel(task)));
+      if (task.status === "pending") {
+        if (task.queue_position) sub.append(el("span", "queue", "#" + task.queue_position));
+        const age = el("span", "age", "waiting " + duration(task.age));
+        age.dataset.age = String(task.age || 0);
+        sub.append(age);
+        if (task.target_agent) sub.append(el("span", null, "→ " + task.target_agent));
+      } else {
+        sub.append(el("span", null, task.agent ? "· " + task.agent : time(task.date_created)));
+      }
       item.append(sub);
       item.addEventListener("click", () => select(task.sid));
       item.addEventListener("keydown", (e) => { if (e.key === "Enter") select(task.sid); });
@@ -107,23 +180,50 @@
     $("placeholder").classList.toggle("hidden", !!task);
     if (!task) return;
     $("task-customer").textContent = task.customer_friendly_name || "Customer";
-    $("task-mode").textContent = task.mode === "legacy" ? "legacy chat" : "conversations";
+    $("task-mode").textContent = modeLabel(task);
     const status = $("task-status");
     status.textContent = task.status + (task.agent ? " · " + task.agent : "");
     status.className = "badge " + task.status;
-    $("task-channel").textContent = task.channel_sid;
+    $("task-channel").textContent = task.channel_sid || task.sid;
     const mine = task.status === "accepted" && task.agent === state.agent;
-    $("accept").classList.toggle("hidden", task.status !== "pending");
-    $("accept").disabled = !state.agent;
-    $("accept").title = state.agent ? "" : "Enter your agent name first";
-    $("end").classList.toggle("hidden", !mine);
-    $("composer").classList.toggle("hidden", !mine);
-    if (task.status === "ended") {
+    const message = task.kind === "message";
+    const routedElsewhere = task.target_agent && task.target_agent !== state.agent;
+    $("accept").classList.toggle("hidden", task.status !== "pending" || message);
+    $("accept").disabled = !state.agent || !!routedElsewhere;
+    $("accept").title = !state.agent ? "Enter your agent name first" : routedElsewhere ? "Transferred to " + task.target_agent : "";
+    const wrapping = task.assignment_status === "wrapping" && task.agent === state.agent;
+    $("done").classList.toggle("hidden", !(message && (task.status === "pending" || mine)) && !wrapping);
+    $("done").disabled = !state.agent;
+    $("end").classList.toggle("hidden", !mine || message);
+    $("composer").classList.toggle("hidden", !mine || message);
+    $("transfer").classList.toggle("hidden", !mine || message);
+    $("messages").classList.toggle("hidden", message);
+    renderMessageTask(task);
+    if (routedElsewhere && task.status === "pending") {
+      notice("Transferred to " + task.target_agent + ".", "info");
+    } else if (task.status === "ended" && task.reason && task.reason.startsWith("Transferred")) {
+      notice(task.reason + ".", "info");
+    } else if (task.status === "ended" && message) {
+      notice("Done" + (task.agent ? " by " + task.agent : "") + ".", "info");
+    } else if (task.status === "ended") {
       notice(task.ended_by === "customer" ? "The customer left; this chat is closed." : "Chat ended" + (task.ended_by ? " by " + task.ended_by : "") + ".", "info");
     } else if (task.status === "accepted" && task.agent !== state.agent) {
       notice("This task is handled by " + task.agent + ".", "info");
     }
     renderPreEngagement(task.pre_engagement_data);
+  }
+
+  function renderMessageTask(task) {
+    const box = $("message-task");
+    box.classList.toggle("hidden", task.kind !== "message");
+    if (task.kind !== "message") return;
+    const attributes = task.attributes || {};
+    $("message-body").textContent = attributes.message || attributes.body || "(no message)";
+    const context = $("message-context");
+    context.replaceChildren();
+    const details = isPlainObject(attributes.context) ? attributes.context : {};
+    if (Object.keys(details).length) context.append(keyValues(Object.entries(details), 0));
+    else context.append(el("p", "muted", "None"));
   }
 
   function isPlainObject(value) {
@@ -209,6 +309,30 @@
     await loadTasks();
   });
 
+  $("done").addEventListener("click", async () => {
+    if (!state.selected || !state.agent) return;
+    try {
+      state.selected = await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/complete", { agent: state.agent });
+    } catch (e) {
+      notice(e.message);
+    }
+    await loadTasks();
+  });
+
+  $("transfer").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!state.selected) return;
+    const [kind, target] = $("transfer-target").value.split(/:(.*)/s);
+    const body = { agent: state.agent };
+    body[kind === "agent" ? "to_agent" : "to_queue"] = target;
+    try {
+      await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/transfer", body);
+      await loadTasks();
+    } catch (e) {
+      notice(e.message);
+    }
+  });
+
   $("end").addEventListener("click", async () => {
     if (!state.selected) return;
     try {
@@ -257,7 +381,7 @@
   // -- live updates -------------------------------------------------------------
   function connect() {
     const source = new EventSource("/agent/events");
-    source.addEventListener("hello", () => { $("live").className = "live on"; loadTasks().catch(() => {}); });
+    source.addEventListener("hello", () => { $("live").className = "live on"; loadTasks().catch(() => {}); loadAgents().catch(() => {}); });
     source.onerror = () => { $("live").className = "live off"; };
     source.onmessage = (event) => {
       let data;
@@ -267,6 +391,7 @@
         if (current && data.role !== "agent") showTyping();
         return;
       }
+      if (data.type === "worker") { loadAgents().catch(() => {}); return; }
       if (data.type === "task" || data.type === "channel" || data.type === "member") loadTasks().catch(() => {});
       if (current && (data.type === "message" || data.type === "member" || data.type === "channel")) {
         if (data.type === "message") $("typing").classList.add("hidden");
@@ -278,5 +403,7 @@
   renderAgent();
   renderSelected();
   loadTasks().catch(() => {});
+  loadAgents().catch(() => {});
+  setInterval(updateAges, 1000);
   connect();
 })();
