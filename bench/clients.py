@@ -245,11 +245,17 @@ async def hand_off(visitor: Visitor, tasks: TaskWatch, agents: AgentApi, agent: 
     told = await visitor.wait_for(lambda m: m.get("event") == "connecting", start=start)
     if told is None:
         raise RuntimeError(f"no handoff for {visitor.session_id}: {[m.get('text') for _, m in visitor.received[start:]]}")
-    # The visitor is never shown the chat's SID (it is server-only): the tracker's slot has it.
+    # The visitor is never shown the chat's SID (it is server-only): the tracker's slot has it. Rasa sends
+    # the action's messages before it saves the turn, so the slot may show up a moment after the notice.
     url = f"{visitor.url}/conversations/{visitor.session_id}/tracker?include_events=NONE"
-    async with agents.http.get(url) as r:
-        r.raise_for_status()
-        visitor.channel_sid = (await r.json())["slots"]["handoff_channel_sid"]
+    deadline = now() + WAIT
+    visitor.channel_sid = ""
+    while not visitor.channel_sid and now() < deadline:
+        async with agents.http.get(url) as r:
+            r.raise_for_status()
+            visitor.channel_sid = (await r.json())["slots"]["handoff_channel_sid"] or ""
+        if not visitor.channel_sid:
+            await asyncio.sleep(0.02)
     task_sid = await tasks.task_for(visitor.channel_sid)
     if task_sid is None:
         raise RuntimeError(f"no Flex task for chat {visitor.channel_sid}")

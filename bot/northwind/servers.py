@@ -68,11 +68,13 @@ def start_sandbox(
     port: Optional[int] = None,
     extra_env: Optional[Dict[str, str]] = None,
     credentials: Optional[Dict[str, str]] = None,
+    available: Sequence[str] = (AGENT,),
 ) -> Sandbox:
     """Start `python -m flex_sandbox` as a real process and wait for /health.
 
     `credentials` (the four `TWILIO_*` variables of `CREDENTIALS`) run it as another account;
-    the returned `settings`/`client` use the same ones.
+    the returned `settings`/`client` use the same ones. The agents in `available` go available
+    at once, as if they had opened the desktop: a handoff finds no agent in the queue otherwise.
     """
     port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
@@ -89,7 +91,10 @@ def start_sandbox(
     ).start()
     settings = settings_from_env({**credentials, "TWILIO_API_BASE": base_url, "PUBLIC_URL": "http://127.0.0.1:5005"})
     info = requests.get(f"{base_url}/health", timeout=5).json()
-    return Sandbox(base_url, settings, twilio_client(settings), process, info)
+    sandbox = Sandbox(base_url, settings, twilio_client(settings), process, info)
+    for name in available:
+        sandbox.agent("POST", "/agent/api/agents", {"agent": name, "available": True}).raise_for_status()
+    return sandbox
 
 
 # The `bot_uttered` shapes Rasa's stock socket.io output sends (tests/unit/test_payloads.py derives
@@ -164,6 +169,28 @@ class AgentDesk:
 
     def end(self, task_sid: str, agent: str = AGENT) -> Dict[str, Any]:
         return self.request("POST", f"/agent/api/tasks/{task_sid}/end", {"agent": agent})
+
+    def available(self, agent: str = AGENT, on: bool = True) -> Dict[str, Any]:
+        """Go available (`on`) or offline: the agent's TaskRouter worker changes activity."""
+        return self.request("POST", "/agent/api/agents", {"agent": agent, "available": on})
+
+    def agents(self) -> List[Dict[str, Any]]:
+        return self.request("GET", "/agent/api/agents")["agents"]
+
+    def transfer(
+        self, task_sid: str, to_agent: Optional[str] = None, to_queue: Optional[str] = None, agent: str = AGENT
+    ) -> Dict[str, Any]:
+        """Cold-transfer an accepted chat; returns the new task (the one the next agent accepts)."""
+        body: Dict[str, Any] = {"agent": agent}
+        if to_agent:
+            body["to_agent"] = to_agent
+        if to_queue:
+            body["to_queue"] = to_queue
+        return self.request("POST", f"/agent/api/tasks/{task_sid}/transfer", body)
+
+    def complete(self, task_sid: str, agent: str = AGENT) -> Dict[str, Any]:
+        """Done with a message task (accepted first when nobody has it)."""
+        return self.request("POST", f"/agent/api/tasks/{task_sid}/complete", {"agent": agent})
 
     def fault(self, **spec: Any) -> Dict[str, Any]:
         return self.request("POST", "/sandbox/faults", spec)

@@ -7,6 +7,8 @@ name and Rasa words it, so a bot translates or rewords the handoff in its own do
 from __future__ import annotations
 
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional
 
 from rasa_sdk import Action, Tracker
@@ -14,8 +16,9 @@ from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from rasa_flex_handoff import agent_chat, handoff, startup
+from rasa_flex_handoff import agent_chat, handoff, startup, waiting
 from rasa_flex_handoff.flex import FlexChat, FlexError, FlexMessage, flex_chats
+from rasa_flex_handoff.flex.taskrouter import FlexRouting
 from rasa_flex_handoff.settings import Settings, settings_from_env
 
 logger = logging.getLogger(__name__)
@@ -58,7 +61,11 @@ def slot_events(values: Dict[str, Any]) -> List[EventType]:
 
 
 class ActionHandoffToAgent(Action):
-    """Open a Flex chat carrying the bot context and pause the bot for this conversation."""
+    """Open a Flex chat carrying the bot context and pause the bot for this conversation.
+
+    Unless nobody could take it: out of business hours, or with no agent available in Flex's
+    queue, the visitor is told before any chat is made and offered to leave a message.
+    """
 
     def name(self) -> str:
         return "action_handoff_to_agent"
@@ -68,9 +75,16 @@ class ActionHandoffToAgent(Action):
             say(dispatcher, domain, handoff.UTTER_ALREADY)
             return []
         settings = settings_from_env()
+        if not settings.business_hours.is_open(datetime.now(UTC)):
+            logger.info("handoff asked for outside business hours; offered a message instead")
+            return unavailable(dispatcher, domain, tracker, "closed")
         capabilities = handoff.capabilities_of(tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret)
         try:
             async with agent_chat.flex_client(settings) as client:
+                routing = FlexRouting(client, settings)
+                if await agents_available(routing) == 0:
+                    logger.info("handoff asked for with no agent available; offered a message instead")
+                    return unavailable(dispatcher, domain, tracker, "no_agents")
                 chat = await agent_chat.start(
                     flex_chats(client, settings),
                     sender_id=tracker.sender_id,
@@ -79,6 +93,7 @@ class ActionHandoffToAgent(Action):
                     capabilities=capabilities,
                     intent=(tracker.latest_message.get("intent") or {}).get("name"),
                 )
+                place = await look_at_queue(routing, chat)
         except FlexError as e:
             logger.info("handoff failed: %s", e.reason)
             say(dispatcher, domain, handoff.UTTER_FAILED)
@@ -87,10 +102,93 @@ class ActionHandoffToAgent(Action):
         # The chat details and access token only for a client that asked, over a channel that can carry them.
         details = {"handoff": token_payload(settings, chat)} if capabilities.access_token else None
         say(dispatcher, domain, handoff.UTTER_CONNECTING, json_message=details, **notice("connecting", chat))
+        if place is not None and place.position is not None and place.state == "waiting":
+            tell_place(dispatcher, domain, waiting.queue_notice(place.position, place.eta_seconds, chat.channel_sid))
         events: List[EventType] = slot_events(handoff.start_slots(chat))
         if tracker.active_loop_name:
             events.insert(0, ActiveLoop(None))
         return events
+
+
+async def agents_available(routing: FlexRouting) -> Optional[int]:
+    """How many agents are available in the target queue; None when Flex could not say (the handoff goes ahead)."""
+    try:
+        return await routing.available_agents()
+    except FlexError as e:
+        logger.info("agent availability unknown (%s); handing off anyway", e.reason)
+        return None
+
+
+async def look_at_queue(routing: FlexRouting, chat: FlexChat) -> Optional[Any]:
+    """The chat's place in Flex's queue now; None when TaskRouter could not say (the visitor is simply not told)."""
+    try:
+        return await routing.waiting(chat)
+    except FlexError as e:
+        logger.info("queue position of Flex chat %s unknown: %s", chat.channel_sid, e.reason)
+        return None
+
+
+def tell_place(dispatcher: CollectingDispatcher, domain: DomainDict, found: waiting.QueueNotice) -> None:
+    """Say the visitor's place in line (the metadata lets a widget show it as a waiting state)."""
+    say(dispatcher, domain, found.response, **found.variables, **found.metadata)
+
+
+def unavailable(dispatcher: CollectingDispatcher, domain: DomainDict, tracker: Tracker, reason: str) -> List[EventType]:
+    """Nobody can take a chat now (`reason` closed | no_agents): say why, offer a message or the bot; no chat is made."""
+    response = handoff.UTTER_CLOSED if reason == "closed" else handoff.UTTER_NO_AGENTS
+    say(dispatcher, domain, response, **handoff.handoff_metadata("system", event="unavailable", reason=reason))
+    say(dispatcher, domain, handoff.UTTER_OFFER, **handoff.handoff_metadata("system", event="offer"))
+    return [ActiveLoop(None)] if tracker.active_loop_name else []
+
+
+class ActionHandoffLeaveMessage(Action):
+    """The visitor chose to leave a message: ask for it; their next turn is the message (`HandoffPolicy`)."""
+
+    def name(self) -> str:
+        return "action_handoff_leave_message"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        say(dispatcher, domain, handoff.UTTER_ASK_MESSAGE, **handoff.handoff_metadata("system", event="leave_message"))
+        return [SlotSet(handoff.STATUS_SLOT, handoff.MESSAGE)]
+
+
+class ActionHandoffTakeMessage(Action):
+    """Deliver the visitor's message to Flex as a task an agent picks up later, with the bot conversation as context."""
+
+    def name(self) -> str:
+        return "action_handoff_take_message"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        text = (tracker.latest_message.get("text") or "").strip()
+        if not text:
+            say(dispatcher, domain, handoff.UTTER_ASK_MESSAGE, **handoff.handoff_metadata("system", event="leave_message"))
+            return []
+        settings = settings_from_env()
+        capabilities = handoff.capabilities_of(tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret)
+        context = handoff.context(tracker.events, tracker.slots, None, capabilities.visitor)
+        try:
+            async with agent_chat.flex_client(settings) as client:
+                task = await FlexRouting(client, settings).leave_message(
+                    name=handoff.visitor_name(tracker.slots, capabilities.visitor), message=text, context=context
+                )
+        except FlexError as e:
+            logger.info("leaving a message failed: %s", e.reason)
+            say(dispatcher, domain, handoff.UTTER_FAILED)
+            return [SlotSet(handoff.STATUS_SLOT, None)]
+        logger.info("visitor left a message: Flex task %s", task)
+        say(dispatcher, domain, handoff.UTTER_MESSAGE_LEFT, **handoff.handoff_metadata("system", event="message_left"))
+        return [SlotSet(handoff.STATUS_SLOT, None)]
+
+
+class ActionHandoffStay(Action):
+    """The visitor stays with the bot instead of leaving a message."""
+
+    def name(self) -> str:
+        return "action_handoff_stay"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        say(dispatcher, domain, handoff.UTTER_STAY, **handoff.handoff_metadata("system", event="stay"))
+        return [SlotSet(handoff.STATUS_SLOT, None)] if tracker.get_slot(handoff.STATUS_SLOT) else []
 
 
 def notice(event: str, chat: Optional[FlexChat] = None) -> Dict[str, Any]:
@@ -151,7 +249,34 @@ class ActionRelayToAgent(Action):
             events.append(SlotSet(handoff.LAST_INDEX_SLOT, float(outcome.last_index)))
             if outcome.replies and tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
                 events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
+            elif tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
+                return events + await keep_waiting(dispatcher, tracker, domain, settings, chat)
         return events
+
+
+async def keep_waiting(
+    dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, settings: Settings, chat: FlexChat
+) -> List[EventType]:
+    """For a visitor still waiting on a channel without a waiting room (`rasa shell`, Rasa's own channels).
+
+    Their place in line when it changed; when nobody accepted in time, the chat is closed and the
+    visitor offered a message or the bot, as the connector's waiting room does for its visitors.
+    """
+    async with agent_chat.flex_client(settings) as client:
+        place = await look_at_queue(FlexRouting(client, settings), chat)
+        if place is None:
+            return []
+        verdict = waiting.verdict_on(place, tracker.events, time.time(), settings.accept_timeout)
+        if verdict is waiting.Verdict.GIVE_UP:
+            await agent_chat.end(flex_chats(client, settings, chat.mode), chat)
+    if verdict is waiting.Verdict.TELL and place.position is not None:
+        tell_place(dispatcher, domain, waiting.queue_notice(place.position, place.eta_seconds, chat.channel_sid))
+    if verdict is not waiting.Verdict.GIVE_UP:
+        return []
+    logger.info("nobody accepted Flex chat %s in time; bot resumes", chat.channel_sid)
+    say(dispatcher, domain, handoff.UTTER_NOT_ACCEPTED, **handoff.handoff_metadata("system", event=waiting.NOT_ACCEPTED_EVENT))
+    say(dispatcher, domain, handoff.UTTER_OFFER, **handoff.handoff_metadata("system", event="offer"))
+    return resume(tracker, domain)
 
 
 def resume(tracker: Tracker, domain: DomainDict) -> List[EventType]:

@@ -19,7 +19,7 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SlotSet, UserUttered, deserialise_events
 
-from rasa_flex_handoff import handoff
+from rasa_flex_handoff import handoff, waiting
 from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
 from rasa_flex_handoff.flex_events import FlexEvent, Happening
 from rasa_flex_handoff.handoff import SessionRules
@@ -59,7 +59,11 @@ def is_echo(visitor_identity: str, event: FlexEvent) -> bool:
 
 
 def on_flex_event(
-    events: Iterable[Event], slots: Mapping[str, Any], event: FlexEvent, rules: SessionRules = SessionRules()
+    events: Iterable[Event],
+    slots: Mapping[str, Any],
+    event: FlexEvent,
+    rules: SessionRules = SessionRules(),
+    chat_open: bool = False,
 ) -> List[Step]:
     """The steps one Flex event takes in a conversation with these events and slots (none: ignore it).
 
@@ -67,7 +71,9 @@ def on_flex_event(
     earlier handoff's chat still sending), the visitor's own echoes, and what is already recorded
     (Twilio retries webhooks; catch-up and a late webhook bring the same message): `events` are
     all the tracker's events, not only the applied ones. A close resumes the bot in a new
-    session started by the domain's `rules`.
+    session started by the domain's `rules`. `chat_open` says the chat was seen open after an
+    agent left it: with no agent left in it, the agent passed it on (a transfer), so the visitor
+    waits again for the next one.
     """
     chat = handoff.chat_from_slots(slots)
     if chat is None or chat.channel_sid != event.channel_sid:
@@ -79,8 +85,11 @@ def on_flex_event(
     happening = event.happening
     if happening is Happening.MESSAGE:
         return _agent_message(chat, slots, event, seen)
-    if happening in (Happening.JOINED, Happening.LEFT):
-        return _participant_change(chat, slots, event, seen, joined=happening is Happening.JOINED)
+    if happening is Happening.JOINED:
+        return _participant_change(chat, slots, event, seen, joined=True)
+    if happening is Happening.LEFT:
+        passed_on = chat_open and not set(agents_recorded_in(events, chat)) - {event.participant_sid}
+        return _participant_change(chat, slots, event, seen, joined=False, passed_on=passed_on)
     if happening is Happening.CLOSED:
         logger.info("Flex chat %s closed by the agent side; bot resumes", chat.channel_sid)
         return resume_bot(slots, rules, f"closed:{chat.channel_sid}")
@@ -112,11 +121,24 @@ def _agent_message(chat: FlexChat, slots: Mapping[str, Any], event: FlexEvent, s
     return steps
 
 
-def _participant_change(chat: FlexChat, slots: Mapping[str, Any], event: FlexEvent, seen: Set[str], joined: bool) -> List[Step]:
+# What a participant event tells the visitor: (the notice's event, its response), by what happened.
+_JOINED = ("agent_joined", handoff.UTTER_AGENT_JOINED)
+_LEFT = ("agent_left", handoff.UTTER_AGENT_LEFT)
+_PASSED_ON = ("transferring", handoff.UTTER_TRANSFERRING)
+
+
+def _participant_change(
+    chat: FlexChat, slots: Mapping[str, Any], event: FlexEvent, seen: Set[str], joined: bool, passed_on: bool = False
+) -> List[Step]:
+    """An agent joined or left, by name, once per participant event.
+
+    `passed_on`: the last agent left a chat that stays open, so Flex routes it to the next agent
+    (a transfer) and the visitor waits again.
+    """
     key = f"{event.type}:{event.participant_sid or event.identity}"
     if not event.identity or key in seen:
         return []
-    kind = "agent_joined" if joined else "agent_left"
+    kind, response = _JOINED if joined else _PASSED_ON if passed_on else _LEFT
     metadata = handoff.handoff_metadata(
         "system",
         event=kind,
@@ -125,10 +147,11 @@ def _participant_change(chat: FlexChat, slots: Mapping[str, Any], event: FlexEve
         channel_sid=chat.channel_sid,
         participant_sid=event.participant_sid,
     )
-    response = handoff.UTTER_AGENT_JOINED if joined else handoff.UTTER_AGENT_LEFT
     steps: List[Step] = [Notice(response, metadata, {"agent": event.identity})]
     if joined:
         steps += _agent_is_there(slots)
+    elif passed_on:
+        steps.append(SlotSet(handoff.STATUS_SLOT, handoff.PENDING))
     logger.info("%s for Flex chat %s", kind, chat.channel_sid)
     return steps
 
@@ -241,9 +264,9 @@ def agents_recorded_in(events: Iterable[Event], chat: FlexChat) -> Dict[str, str
         meta = (event.metadata or {}).get("handoff") or {}
         if meta.get("role") != "system" or meta.get("channel_sid") != chat.channel_sid or not meta.get("participant_sid"):
             continue
-        if meta.get("event") == "agent_joined":
+        if meta.get("event") == _JOINED[0]:
             agents[meta["participant_sid"]] = meta.get("agent", "")
-        elif meta.get("event") == "agent_left":
+        elif meta.get("event") in (_LEFT[0], _PASSED_ON[0]):
             agents.pop(meta["participant_sid"], None)
     return agents
 
@@ -270,3 +293,39 @@ def missed_events(
         gone = {sid: who for sid, who in agents_recorded_in(events, chat).items() if sid not in present}
         found += [FlexEvent.participant(chat, False, sid, who) for sid, who in gone.items()]
     return found
+
+
+def offer() -> List[Step]:
+    """No agent can be had: offer to leave a message or stay with the bot (buttons; `HandoffPolicy` runs either choice)."""
+    return [Notice(handoff.UTTER_OFFER, handoff.handoff_metadata("system", event="offer"))]
+
+
+def not_accepted(slots: Mapping[str, Any], rules: SessionRules = SessionRules()) -> List[Step]:
+    """The steps after nobody accepted the chat in time (it is closed by then): say so, hand back to the bot, offer the choices.
+
+    Like `resume_bot`, a new session starts (the waiting turns leave the bot's view); the
+    offer comes after it, so its "leave a message" is the new session's business.
+    """
+    told = handoff.handoff_metadata("system", event=waiting.NOT_ACCEPTED_EVENT)
+    steps: List[Step] = [Notice(handoff.UTTER_NOT_ACCEPTED, told)]
+    steps += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
+    steps += new_session(slots, rules)
+    return steps + offer()
+
+
+def on_waiting(
+    verdict: waiting.Verdict,
+    chat: FlexChat,
+    slots: Mapping[str, Any],
+    position: Optional[int],
+    eta_seconds: Optional[float],
+    rules: SessionRules = SessionRules(),
+) -> List[Step]:
+    """The steps after a look at the queue (`waiting.judge`): the visitor's new place in line, or giving up."""
+    if verdict is waiting.Verdict.GIVE_UP:
+        logger.info("nobody accepted Flex chat %s in time; bot resumes", chat.channel_sid)
+        return not_accepted(slots, rules)
+    if verdict is waiting.Verdict.TELL and position is not None:
+        notice = waiting.queue_notice(position, eta_seconds, chat.channel_sid)
+        return [Notice(notice.response, notice.metadata, notice.variables)]
+    return []

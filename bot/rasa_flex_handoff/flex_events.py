@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Dict, Mapping, Optional, Tuple
 
 from rasa_flex_handoff.flex import FlexChat, FlexMessage, channel_attributes_inactive
-from rasa_flex_handoff.settings import CONVERSATIONS, LEGACY
+from rasa_flex_handoff.settings import CONVERSATIONS, INTERACTIONS, LEGACY
 
 MESSAGE_EVENTS = frozenset({"onMessageAdded", "onMessageSent", "onMediaMessageSent"})
 JOIN_EVENTS = frozenset({"onParticipantAdded", "onMemberAdded"})
@@ -22,6 +22,7 @@ CLOSE_EVENTS = frozenset({"onConversationRemoved", "onChannelDestroyed"})
 # because a notice is recorded under "<event type>:<participant sid>" and must not come twice.
 _PARTICIPANT_EVENTS: Dict[str, Tuple[str, str]] = {
     CONVERSATIONS: ("onParticipantAdded", "onParticipantRemoved"),
+    INTERACTIONS: ("onParticipantAdded", "onParticipantRemoved"),
     LEGACY: ("onMemberAdded", "onMemberRemoved"),
 }
 

@@ -22,8 +22,10 @@ from twilio.jwt.access_token.grants import ChatGrant
 from rasa_flex_handoff.flex import FlexChat
 from rasa_flex_handoff.settings import Settings
 
-PENDING = "pending"
-ACTIVE = "active"
+PENDING = "pending"  # a Flex chat waits for an agent
+ACTIVE = "active"  # an agent is in the chat
+# Not handed off: no agent could be had, and the visitor chose to leave a message; their next turn is it.
+MESSAGE = "message"
 
 STATUS_SLOT = "handoff_status"
 CHANNEL_SLOT = "handoff_channel_sid"
@@ -31,7 +33,8 @@ IDENTITY_SLOT = "handoff_identity"
 MODE_SLOT = "handoff_mode"
 SERVICE_SLOT = "handoff_service_sid"
 LAST_INDEX_SLOT = "handoff_last_index"
-HANDOFF_SLOTS = (STATUS_SLOT, CHANNEL_SLOT, IDENTITY_SLOT, MODE_SLOT, SERVICE_SLOT, LAST_INDEX_SLOT)
+INTERACTION_SLOT = "handoff_interaction"  # "KD…/UO…": the Flex interaction and its channel (interactions mode)
+HANDOFF_SLOTS = (STATUS_SLOT, CHANNEL_SLOT, IDENTITY_SLOT, MODE_SLOT, SERVICE_SLOT, LAST_INDEX_SLOT, INTERACTION_SLOT)
 NAME_SLOT = "visitor_name"
 
 # Every text the visitor reads from the handoff is one of these domain responses, so a bot
@@ -48,6 +51,16 @@ UTTER_AGENT_JOINED = "utter_handoff_agent_joined"  # {agent}: the agent's name
 UTTER_AGENT_LEFT = "utter_handoff_agent_left"  # {agent}: the agent's name
 UTTER_ATTACHMENT = "utter_handoff_attachment"  # stands in for an agent's file in a chat that shows text only
 UTTER_TOO_FAST = "utter_handoff_too_fast"  # the visitor sends faster than the relay passes on (chat_state.FLOOD_LIMIT)
+UTTER_CLOSED = "utter_handoff_closed"  # asked for an agent outside business hours
+UTTER_NO_AGENTS = "utter_handoff_no_agents"  # asked for an agent while nobody is available in the queue
+UTTER_OFFER = "utter_handoff_offer"  # leave a message or stay with the bot (buttons)
+UTTER_ASK_MESSAGE = "utter_handoff_ask_message"
+UTTER_MESSAGE_LEFT = "utter_handoff_message_left"
+UTTER_STAY = "utter_handoff_stay"
+UTTER_QUEUE = "utter_handoff_queue"  # {position} in line, about {minutes} min
+UTTER_QUEUE_POSITION = "utter_handoff_queue_position"  # {position} in line, no estimate yet
+UTTER_NOT_ACCEPTED = "utter_handoff_not_accepted"  # nobody took the chat in time
+UTTER_TRANSFERRING = "utter_handoff_transferring"  # {agent} passed the chat on; waiting for the next agent
 RESPONSES = (
     UTTER_CONNECTING,
     UTTER_ALREADY,
@@ -61,11 +74,23 @@ RESPONSES = (
     UTTER_AGENT_LEFT,
     UTTER_ATTACHMENT,
     UTTER_TOO_FAST,
+    UTTER_CLOSED,
+    UTTER_NO_AGENTS,
+    UTTER_OFFER,
+    UTTER_ASK_MESSAGE,
+    UTTER_MESSAGE_LEFT,
+    UTTER_STAY,
+    UTTER_QUEUE,
+    UTTER_QUEUE_POSITION,
+    UTTER_NOT_ACCEPTED,
+    UTTER_TRANSFERRING,
 )
 
 TALK_TO_AGENT_INTENT = "talk_to_agent"
 END_CHAT_INTENT = "end_chat"
 END_CHAT_PAYLOAD = "/end_chat"
+LEAVE_MESSAGE_INTENT = "handoff_leave_message"
+STAY_INTENT = "handoff_stay"
 
 # Rasa's own slots: the message metadata a session started with, and the slot an active form asks for.
 SESSION_METADATA_SLOT = "session_started_metadata"
@@ -167,7 +192,22 @@ def is_active(slots: Mapping[str, Any]) -> bool:
 
 def is_end_chat(text: Optional[str], intent: Optional[str] = None) -> bool:
     """Whether the visitor asked to end the agent chat."""
-    return intent == END_CHAT_INTENT or (text or "").strip().lower().startswith(END_CHAT_PAYLOAD)
+    return _said(END_CHAT_INTENT, text, intent)
+
+
+def _said(wanted: str, text: Optional[str], intent: Optional[str]) -> bool:
+    """Whether a visitor turn is `wanted`: by its intent, or its button payload (`/wanted`) whatever NLU made of it."""
+    return intent == wanted or (text or "").strip().lower().startswith(f"/{wanted}")
+
+
+def is_leave_message(text: Optional[str], intent: Optional[str] = None) -> bool:
+    """Whether the visitor chose to leave a message for the team (the offer's button)."""
+    return _said(LEAVE_MESSAGE_INTENT, text, intent)
+
+
+def is_stay(text: Optional[str], intent: Optional[str] = None) -> bool:
+    """Whether the visitor chose to stay with the bot (the offer's button)."""
+    return _said(STAY_INTENT, text, intent)
 
 
 def visitor_identity(sender_id: str, secret: str) -> str:
@@ -324,6 +364,7 @@ def start_slots(chat: FlexChat, last_index: int = -1) -> Dict[str, Any]:
         MODE_SLOT: chat.mode,
         SERVICE_SLOT: chat.service_sid,
         LAST_INDEX_SLOT: float(last_index),
+        INTERACTION_SLOT: chat.interaction,
     }
 
 
@@ -422,6 +463,7 @@ def chat_from_slots(slots: Mapping[str, Any]) -> Optional[FlexChat]:
         channel_sid=slots[CHANNEL_SLOT],
         identity=slots.get(IDENTITY_SLOT) or "",
         service_sid=slots.get(SERVICE_SLOT),
+        interaction=slots.get(INTERACTION_SLOT),
     )
 
 

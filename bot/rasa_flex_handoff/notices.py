@@ -43,4 +43,5 @@ async def word(agent: Agent, notice: Notice, tracker: DialogueStateTracker, outp
     if notice.spoken_by is not None:
         metadata["handoff"] = {**metadata.get("handoff", {}), "body": text}
         text = handoff.agent_text(notice.spoken_by, text)
-    return BotUttered(text, metadata=metadata)
+    buttons = generated.get("buttons") if isinstance(generated, dict) else None
+    return BotUttered(text, data={"buttons": buttons} if buttons else None, metadata=metadata)

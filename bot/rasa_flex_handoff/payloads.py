@@ -22,8 +22,37 @@ def handoff_of(metadata: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     return dict(found) if isinstance(found, Mapping) else {}
 
 
-def handoff_turn(text: str, handoff: Mapping[str, Any], chat: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """An agent or system turn as Rasa's socket.io output would send a text, with the handoff in `metadata`.
+def buttons_payload(buttons: Any, buttons_as: str) -> Dict[str, Any]:
+    """Buttons as the channel's stock output sends them: socket.io `quick_replies`, REST `buttons` (none: nothing)."""
+    if not isinstance(buttons, list) or not buttons:
+        return {}
+    if buttons_as != "quick_replies":
+        return {"buttons": buttons}
+    return {
+        "quick_replies": [
+            {"content_type": "text", "title": b.get("title"), "payload": b.get("payload", b.get("title"))}
+            for b in buttons
+            if isinstance(b, Mapping)
+        ]
+    }
+
+
+def as_socketio(payload: Dict[str, Any]) -> Dict[str, Any]:
+    """A payload made with REST's `buttons` in socket.io's shape (`quick_replies`), as Rasa's socket.io output sends them."""
+    if "buttons" not in payload:
+        return payload
+    rest = {key: value for key, value in payload.items() if key != "buttons"}
+    return {**rest, **buttons_payload(payload["buttons"], "quick_replies")}
+
+
+def handoff_turn(
+    text: str,
+    handoff: Mapping[str, Any],
+    chat: Optional[Mapping[str, Any]] = None,
+    buttons: Any = None,
+    buttons_as: str = "buttons",
+) -> Dict[str, Any]:
+    """An agent or system turn as Rasa's output would send a text (with buttons: the offer), the handoff in `metadata`.
 
     `handoff` is the turn's recorded metadata (`role` agent|system, `event`, `agent`, ...);
     `chat` the Flex chat details with the access token, only for a client that asked for them.
@@ -37,7 +66,7 @@ def handoff_turn(text: str, handoff: Mapping[str, Any], chat: Optional[Mapping[s
         public["agent"] = {"name": public["agent"]}
     if chat:
         public["chat"] = dict(chat)
-    return {"text": text, "metadata": {"handoff": public}}
+    return {"text": text, **buttons_payload(buttons, buttons_as), "metadata": {"handoff": public}}
 
 
 def is_handoff_message(message: Mapping[str, Any]) -> bool:
@@ -45,7 +74,7 @@ def is_handoff_message(message: Mapping[str, Any]) -> bool:
     return bool(handoff_of(message))
 
 
-def from_bot_message(message: Mapping[str, Any]) -> Dict[str, Any]:
+def from_bot_message(message: Mapping[str, Any], buttons_as: str) -> Dict[str, Any]:
     """A handoff bot message (`BotUttered.message()` form: metadata merged in) as the visitor gets it live.
 
     The action attaches the Flex chat details (access token included) as custom JSON only for
@@ -53,16 +82,23 @@ def from_bot_message(message: Mapping[str, Any]) -> Dict[str, Any]:
     """
     custom = message.get("custom")
     chat = custom.get("handoff") if isinstance(custom, Mapping) else None
-    return handoff_turn(message.get("text") or "", handoff_of(message), chat if isinstance(chat, Mapping) else None)
+    return handoff_turn(
+        message.get("text") or "",
+        handoff_of(message),
+        chat if isinstance(chat, Mapping) else None,
+        message.get("buttons"),
+        buttons_as,
+    )
 
 
-def from_bot_event(event: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+def from_bot_event(event: Mapping[str, Any], buttons_as: str = "buttons") -> Optional[Dict[str, Any]]:
     """A recorded handoff turn (`BotUttered.as_dict()`) as the visitor gets it; None for ordinary bot turns.
 
     Never includes the access token: a recorded turn may be read again later (history).
     """
     meta = handoff_of(event.get("metadata"))
-    return handoff_turn(event.get("text") or "", meta) if meta else None
+    buttons = (event.get("data") or {}).get("buttons")
+    return handoff_turn(event.get("text") or "", meta, None, buttons, buttons_as) if meta else None
 
 
 def _bot_turn(event: Mapping[str, Any], buttons_as: str) -> Optional[Dict[str, Any]]:
@@ -72,14 +108,7 @@ def _bot_turn(event: Mapping[str, Any], buttons_as: str) -> Optional[Dict[str, A
     for key in ("image", "attachment", "elements"):
         if data.get(key):
             payload[key] = data[key]
-    buttons = data.get("buttons") or data.get("quick_replies") or []
-    if buttons:
-        if buttons_as == "quick_replies":
-            payload["quick_replies"] = [
-                {"content_type": "text", "title": b.get("title"), "payload": b.get("payload", b.get("title"))} for b in buttons
-            ]
-        else:
-            payload["buttons"] = buttons
+    payload.update(buttons_payload(data.get("buttons") or data.get("quick_replies") or [], buttons_as))
     return payload or None
 
 
@@ -99,7 +128,7 @@ def history(events: Iterable[Mapping[str, Any]], buttons_as: str, start: int = 0
             if (event.get("text") or "").strip() and not handoff_of(event.get("metadata")).get("replayed"):
                 entry = {"sender": "visitor", "text": event.get("text")}
         elif kind == "bot":
-            turn = from_bot_event(event)
+            turn = from_bot_event(event, buttons_as)
             if turn is not None:
                 entry = {"sender": turn["metadata"]["handoff"]["sender"], **turn}
             else:
@@ -108,3 +137,13 @@ def history(events: Iterable[Mapping[str, Any]], buttons_as: str, start: int = 0
         if entry is not None:
             found.append({**entry, "timestamp": event.get("timestamp"), "index": index})
     return found
+
+
+# Notices after which the visitor waits for an agent (a new chat; an agent passing it on).
+WAIT_EVENTS = ("connecting", "transferring")
+
+
+def starts_waiting(payload: Mapping[str, Any]) -> bool:
+    """Whether a payload the visitor is shown starts a wait for an agent."""
+    handoff = (payload.get("metadata") or {}).get("handoff") if isinstance(payload.get("metadata"), Mapping) else None
+    return isinstance(handoff, Mapping) and handoff.get("event") in WAIT_EVENTS

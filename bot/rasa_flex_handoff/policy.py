@@ -4,6 +4,10 @@ The connector relays visitor messages itself, but stock channels (`rasa shell`'s
 Rasa's `rest` and `socketio`) run NLU and policies on every message. This policy outranks
 the others while `handoff_status` is pending/active, so those turns run
 `action_relay_to_agent` (or `action_end_handoff` for `/end_chat`) instead of bot replies.
+
+When no agent could be had, it also runs the offer's choices in any bot, without rules: the
+"leave a message" button, the message the visitor then types (whatever NLU makes of it), and
+"stay with the bot".
 """
 
 from __future__ import annotations
@@ -23,22 +27,36 @@ from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_flex_handoff.domain_check import check_domain
-from rasa_flex_handoff.handoff import STATUS_SLOT, is_active, is_end_chat
+from rasa_flex_handoff.handoff import MESSAGE, STATUS_SLOT, is_active, is_end_chat, is_leave_message, is_stay
 
 RELAY_ACTION = "action_relay_to_agent"
 END_ACTION = "action_end_handoff"
 HANDOFF_ACTION = "action_handoff_to_agent"
-_OWN_ACTIONS = (RELAY_ACTION, END_ACTION)
+LEAVE_MESSAGE_ACTION = "action_handoff_leave_message"
+TAKE_MESSAGE_ACTION = "action_handoff_take_message"
+STAY_ACTION = "action_handoff_stay"
+_OWN_ACTIONS = (RELAY_ACTION, END_ACTION, LEAVE_MESSAGE_ACTION, TAKE_MESSAGE_ACTION, STAY_ACTION)
+
+
+def action_for_turn(status: Optional[str], text: Optional[str], intent: Optional[str]) -> Optional[str]:
+    """The handoff action a visitor turn needs with `handoff_status` = `status`, or None when the bot answers it."""
+    if is_active({STATUS_SLOT: status}):
+        return END_ACTION if is_end_chat(text, intent) else RELAY_ACTION
+    if is_stay(text, intent):
+        return STAY_ACTION
+    if is_leave_message(text, intent):
+        return LEAVE_MESSAGE_ACTION
+    if status == MESSAGE:
+        return TAKE_MESSAGE_ACTION  # whatever they typed is the message
+    return None
 
 
 def next_action(tracker: DialogueStateTracker) -> Optional[str]:
     """The action this policy insists on for the tracker, or None to abstain."""
     for event in reversed(tracker.events):
         if isinstance(event, UserUttered):
-            if not is_active({STATUS_SLOT: tracker.get_slot(STATUS_SLOT)}):
-                return None
             intent: Optional[str] = (event.intent or {}).get("name")
-            return END_ACTION if is_end_chat(event.text, intent) else RELAY_ACTION
+            return action_for_turn(tracker.get_slot(STATUS_SLOT), event.text, intent)
         if isinstance(event, ActionExecuted):
             if event.action_name in _OWN_ACTIONS:
                 listen: str = ACTION_LISTEN_NAME

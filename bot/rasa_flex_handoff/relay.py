@@ -24,15 +24,17 @@ from rasa.shared.core.events import BotUttered, Event, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint
 
-from rasa_flex_handoff import agent_chat, chat_state, handoff, notices, payloads, webhooks
+from rasa_flex_handoff import agent_chat, chat_state, handoff, notices, payloads, waiting, webhooks
 from rasa_flex_handoff.chat_state import Step
-from rasa_flex_handoff.flex import FlexChat, FlexChats, flex_chats
-from rasa_flex_handoff.flex_events import FlexEvent
+from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexError, flex_chats
+from rasa_flex_handoff.flex.taskrouter import FlexRouting
+from rasa_flex_handoff.flex_events import FlexEvent, Happening
 from rasa_flex_handoff.history_access import MAX_SENDER_ID, started_on
 from rasa_flex_handoff.settings import Settings, settings_from_env
 from rasa_flex_handoff.startup import settle_loaded_model, stop_on_domain_problem
 from rasa_flex_handoff.trackers import Trackers
 from rasa_flex_handoff.twilio_http import twilio_client
+from rasa_flex_handoff.waiting_room import WaitingRoom
 
 logger = logging.getLogger(__name__)
 
@@ -86,9 +88,13 @@ class Handoff:
         self.settings = settings or settings_from_env()
         self.client = twilio_client(self.settings, asynchronous=True)
         self.trackers = Trackers()
+        self.routing = FlexRouting(self.client, self.settings)
+        self.waiting_room: Optional[WaitingRoom] = None
 
     async def close(self) -> None:
-        """Release the HTTP session to Twilio."""
+        """Stop the waiting updates; release the HTTP session to Twilio."""
+        if self.waiting_room is not None:
+            await self.waiting_room.close()
         await self.client.http_client.close()
 
     def chats_of(self, chat: FlexChat) -> FlexChats:
@@ -160,7 +166,17 @@ class Handoff:
         async with self.trackers.changing(agent, sender_id) as tracker:
             if tracker is None:
                 return []
-            return await self._record(agent, tracker, [event], output_channel)
+            chat = handoff.chat_from_slots(tracker.current_slot_values())
+            chat_open = event.happening is Happening.LEFT and chat is not None and await self._still_open(chat)
+            return await self._record(agent, tracker, [event], output_channel, chat_open)
+
+    async def _still_open(self, chat: FlexChat) -> bool:
+        """Whether the chat an agent just left is open: then they passed it on (an agent ending it closes it first)."""
+        try:
+            return not await self.chats_of(chat).chat_is_closed(chat)
+        except FlexError as e:
+            logger.info("could not tell whether Flex chat %s is still open: %s", chat.channel_sid, e.reason)
+            return False
 
     async def catch_up(self, agent: Agent, sender_id: str, output_channel: str) -> List[Dict[str, Any]]:
         """Record agent messages and a close that Flex could not deliver (e.g. Rasa was down); returns the new payloads.
@@ -179,7 +195,7 @@ class Handoff:
             if found.failure:
                 return []
             missed = chat_state.missed_events(tracker.events, chat, found.participants, found.replies, found.closed)
-            shown = await self._record(agent, tracker, missed, output_channel)
+            shown = await self._record(agent, tracker, missed, output_channel, chat_open=not found.closed)
             slots = tracker.current_slot_values()
             if handoff.chat_from_slots(slots) is not None and found.last_index > handoff.last_index(slots):
                 tracker.update(SlotSet(handoff.LAST_INDEX_SLOT, float(found.last_index)), agent.domain)
@@ -188,16 +204,64 @@ class Handoff:
         return shown
 
     async def _record(
-        self, agent: Agent, tracker: DialogueStateTracker, flex_events: Sequence[FlexEvent], output_channel: str
+        self,
+        agent: Agent,
+        tracker: DialogueStateTracker,
+        flex_events: Sequence[FlexEvent],
+        output_channel: str,
+        chat_open: bool = False,
     ) -> List[Dict[str, Any]]:
         """Apply Flex events to the tracker in order, each seeing what the ones before it recorded; the visitor's payloads."""
         shown: List[Dict[str, Any]] = []
         for flex_event in flex_events:
             steps = chat_state.on_flex_event(
-                tracker.events, tracker.current_slot_values(), flex_event, chat_state.session_rules(agent.domain)
+                tracker.events, tracker.current_slot_values(), flex_event, chat_state.session_rules(agent.domain), chat_open
             )
             shown += await self._take(agent, tracker, steps, output_channel)
         return shown
+
+    async def keep_informed(self, agent: Agent, sender_id: str, output_channel: str) -> Tuple[List[Dict[str, Any]], bool]:
+        """One look at a waiting visitor's place in Flex's queue: what to show them, and whether they still wait.
+
+        Under the conversation's lock: a changed place in line is recorded and shown; when nobody
+        accepted in time (HANDOFF_ACCEPT_TIMEOUT) or Flex dropped the task (the workflow's own
+        timeout), the chat is closed in Flex, the bot resumes and the visitor is offered a message.
+        """
+        async with self.trackers.changing(agent, sender_id) as tracker:
+            slots = tracker.current_slot_values() if tracker else {}
+            chat = handoff.chat_from_slots(slots)
+            if tracker is None or chat is None or slots.get(handoff.STATUS_SLOT) != handoff.PENDING:
+                return [], False
+            try:
+                place = await self.routing.waiting(chat)
+            except FlexError as e:
+                logger.info("queue position of Flex chat %s unknown: %s", chat.channel_sid, e.reason)
+                return [], True
+            verdict = waiting.verdict_on(place, tracker.events, time.time(), self.settings.accept_timeout)
+            if verdict is waiting.Verdict.GIVE_UP:
+                await agent_chat.end(self.chats_of(chat), chat)  # nothing is left open in Flex
+            steps = chat_state.on_waiting(
+                verdict, chat, slots, place.position, place.eta_seconds, chat_state.session_rules(agent.domain)
+            )
+            shown = await self._take(agent, tracker, steps, output_channel)
+        return shown, verdict is not waiting.Verdict.GIVE_UP
+
+    def open_waiting_room(self, agent_of: Callable[[], Agent], deliver: Deliver, output_channel: str) -> WaitingRoom:
+        """The channel's waiting room: each look records via `keep_informed` and hands what changed to `deliver`."""
+
+        async def look(sender_id: str) -> bool:
+            shown, still = await self.keep_informed(agent_of(), sender_id, output_channel)
+            if shown:
+                await deliver(sender_id, shown)
+            return still
+
+        self.waiting_room = WaitingRoom(look, self.settings.queue_update)
+        return self.waiting_room
+
+    def starts_waiting(self, sender_id: str, shown: Sequence[Mapping[str, Any]]) -> None:
+        """Put the visitor in the waiting room when what they were just shown starts a wait (a handoff, a transfer)."""
+        if self.waiting_room is not None and any(payloads.starts_waiting(p) for p in shown):
+            self.waiting_room.enter(sender_id)
 
     async def history(
         self, agent: Agent, sender_id: str, channel: str, buttons_as: str, since: int = 0
@@ -255,5 +319,6 @@ class Handoff:
             shown = await self.apply_flex_event(agent, sender_id, event, output_channel)
             if shown:
                 await deliver(sender_id, shown)
+                self.starts_waiting(sender_id, shown)
 
         webhooks.add_flex_route(blueprint, self.settings, on_event)

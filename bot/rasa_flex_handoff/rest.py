@@ -40,7 +40,7 @@ class RestOutput(CollectingOutputChannel):
         if not payloads.is_handoff_message(message):
             await super().send_response(recipient_id, message)
             return
-        self.messages.append({"recipient_id": recipient_id, **payloads.from_bot_message(message)})
+        self.messages.append({"recipient_id": recipient_id, **payloads.from_bot_message(message, "buttons")})
 
 
 class RestInput(InputChannel):
@@ -113,6 +113,7 @@ class RestInput(InputChannel):
                         status=503,
                         headers={"Retry-After": "1"},
                     )
+            self.handoff.starts_waiting(sender_id, collector.messages)
             return response.json(notices + collector.messages)
 
         @webhook.route("/messages", methods=["GET"])
@@ -133,12 +134,21 @@ class RestInput(InputChannel):
             if found is None:
                 return response.json({"error": "no conversation of this channel has that sender"}, status=404)
             entries, next_since = found
+            if waiting_room is not None and sender_id not in waiting_room and await self.handoff.chat_of(agent, sender_id):
+                waiting_room.enter(sender_id)  # e.g. after the replica that had them stopped; left at once unless waiting
             return response.json({"messages": entries, "next": next_since}, headers={"Cache-Control": "no-store"})
 
         async def deliver(sender_id: str, payloads: List[Dict[str, Any]]) -> None:
             # REST visitors read agent turns from /messages; the tracker already has them.
             return None
 
+        server: Dict[str, Any] = {}  # the app this blueprint serves, for the waiting room's looks between requests
+
+        @webhook.listener("after_server_start")
+        async def remember_app(app: Any, _loop: Any) -> None:
+            server["app"] = app
+
+        waiting_room = self.handoff.open_waiting_room(lambda: server["app"].ctx.agent, deliver, RestOutput.name())
         self.handoff.add_webhook_route(webhook, deliver, RestOutput.name())
         self.handoff.add_lifecycle(webhook)
         return webhook

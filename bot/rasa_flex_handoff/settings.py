@@ -8,15 +8,19 @@ so a deployment with real credentials can never end up on one by accident.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from rasa_flex_handoff.hours import BusinessHours, HoursError, business_hours, parse_holidays, parse_openings, parse_zone
+
 CONVERSATIONS = "conversations"
 LEGACY = "legacy"
-FLEX_MODES = (CONVERSATIONS, LEGACY)
+INTERACTIONS = "interactions"
+FLEX_MODES = (CONVERSATIONS, LEGACY, INTERACTIONS)
 
 
 class SettingsError(ValueError):
@@ -43,6 +47,14 @@ class Settings:
     twilio_retries: int = 2
     shell_wait: float = 6.0
     handoff_secret: Optional[str] = None
+    # TaskRouter (every mode): None = found by Flex's default names (flex/taskrouter.py).
+    flex_workspace_sid: Optional[str] = None
+    flex_workflow_sid: Optional[str] = None
+    flex_task_queue_sid: Optional[str] = None
+    # When agents take chats (HANDOFF_HOURS, HANDOFF_TIMEZONE, HANDOFF_HOLIDAYS); none set: always.
+    business_hours: BusinessHours = BusinessHours()
+    accept_timeout: float = 300.0  # seconds a visitor waits for an agent to accept (0: no limit)
+    queue_update: float = 10.0  # seconds between the waiting visitor's position/ETA updates
 
     @property
     def uses_sandbox(self) -> bool:
@@ -65,13 +77,30 @@ def _url(value: str) -> Optional[str]:
     return None if parts.scheme in ("http", "https") and parts.netloc else "expected an http(s) URL"
 
 
-def _number(kind: Callable[[str], object]) -> Callable[[str], Optional[str]]:
+def _number(kind: Callable[[str], object], positive: bool = False) -> Callable[[str], Optional[str]]:
     def check(value: str) -> Optional[str]:
         try:
             number = kind(value)
         except ValueError:
             return f"expected a {kind.__name__}"
-        return None if isinstance(number, (int, float)) and number >= 0 else "expected a non-negative number"
+        if not isinstance(number, (int, float)) or not math.isfinite(number):
+            return f"expected a finite {kind.__name__}"
+        if positive:
+            return None if number > 0 else "expected a positive number"
+        return None if number >= 0 else "expected a non-negative number"
+
+    return check
+
+
+def _parsed(parse: Callable[[str], object]) -> Callable[[str], Optional[str]]:
+    """A check by one of hours.py's parsers: its HoursError says what is wrong."""
+
+    def check(value: str) -> Optional[str]:
+        try:
+            parse(value)
+        except HoursError as e:
+            return str(e)
+        return None
 
     return check
 
@@ -98,6 +127,14 @@ VARIABLES: Dict[str, Tuple[bool, Callable[[str], Optional[str]]]] = {
     "TWILIO_RETRIES": (False, _number(int)),
     "HANDOFF_SHELL_WAIT": (False, _number(float)),
     "HANDOFF_SECRET": (False, lambda v: None),
+    "FLEX_WORKSPACE_SID": (False, _sid("WS")),
+    "FLEX_WORKFLOW_SID": (False, _sid("WW")),
+    "FLEX_TASK_QUEUE_SID": (False, _sid("WQ")),
+    "HANDOFF_HOURS": (False, _parsed(parse_openings)),
+    "HANDOFF_TIMEZONE": (False, _parsed(parse_zone)),
+    "HANDOFF_HOLIDAYS": (False, _parsed(parse_holidays)),
+    "HANDOFF_ACCEPT_TIMEOUT": (False, _number(float)),
+    "HANDOFF_QUEUE_UPDATE": (False, _number(float, positive=True)),
 }
 
 
@@ -161,4 +198,10 @@ def settings_from_env(env: Optional[Mapping[str, str]] = None, overrides: Option
         twilio_retries=int(get("TWILIO_RETRIES") or 2),
         shell_wait=float(get("HANDOFF_SHELL_WAIT") or 6),
         handoff_secret=get("HANDOFF_SECRET"),
+        flex_workspace_sid=get("FLEX_WORKSPACE_SID"),
+        flex_workflow_sid=get("FLEX_WORKFLOW_SID"),
+        flex_task_queue_sid=get("FLEX_TASK_QUEUE_SID"),
+        business_hours=business_hours(get("HANDOFF_HOURS"), get("HANDOFF_TIMEZONE"), get("HANDOFF_HOLIDAYS")),
+        accept_timeout=float(get("HANDOFF_ACCEPT_TIMEOUT") or 300),
+        queue_update=float(get("HANDOFF_QUEUE_UPDATE") or 10),
     )

@@ -29,6 +29,7 @@ from socketio import AsyncServer
 from rasa_flex_handoff import payloads, sanic_compat, store_outage
 from rasa_flex_handoff.agent_typing import AgentTypingFeed, join_channel_room
 from rasa_flex_handoff.history_access import may_read_history, usable_sender_id
+from rasa_flex_handoff.payloads import as_socketio
 from rasa_flex_handoff.relay import Handoff, visitor_message
 from rasa_flex_handoff.socket_manager import LocalFirstRedisManager
 from rasa_flex_handoff.startup import channel_settings
@@ -46,9 +47,12 @@ class SocketIOOutput(RasaSocketIOOutput):
     default one, so a widget on a custom namespace never hears the bot.
     """
 
-    def __init__(self, sio: AsyncServer, bot_message_evt: str, namespace: Optional[str] = None) -> None:
+    def __init__(
+        self, sio: AsyncServer, bot_message_evt: str, namespace: Optional[str] = None, handoff: Optional[Handoff] = None
+    ) -> None:
         super().__init__(sio, bot_message_evt)
         self.namespace = namespace
+        self.handoff = handoff  # told what the visitor is shown, to keep a waiting visitor informed
 
     async def _send_message(self, socket_id: str, response: Any) -> None:
         await self.sio.emit(self.bot_message_evt, response, room=socket_id, namespace=self.namespace)
@@ -60,14 +64,17 @@ class SocketIOOutput(RasaSocketIOOutput):
     async def send_payloads(self, recipient_id: str, payloads: List[Dict[str, Any]]) -> None:
         """Emit ready-made payloads to the visitor's room, in order."""
         for payload in payloads:
-            await self._send_message(recipient_id, payload)
+            await self._send_message(recipient_id, as_socketio(payload))
 
     async def send_response(self, recipient_id: str, message: Dict[str, Any]) -> None:
         """Handoff turns as one text payload with `metadata.handoff`; every other turn exactly as Rasa sends it."""
         if not payloads.is_handoff_message(message):
             await super().send_response(recipient_id, message)
             return
-        await self._send_message(recipient_id, payloads.from_bot_message(message))
+        shown = payloads.from_bot_message(message, "quick_replies")
+        await self._send_message(recipient_id, shown)
+        if self.handoff is not None:
+            self.handoff.starts_waiting(recipient_id, [shown])
         handoff = payloads.handoff_of(message)
         if handoff.get("event") == "connecting" and handoff.get("channel_sid"):
             # This replica handled the visitor's request, so it holds their sockets.
@@ -150,7 +157,7 @@ class SocketIOInput(InputChannel):
         """Output for messages Rasa sends outside a visitor turn (e.g. the /execute API)."""
         if self.sio is None:
             return None
-        return SocketIOOutput(self.sio, self.bot_message_evt, self.namespace)
+        return SocketIOOutput(self.sio, self.bot_message_evt, self.namespace, self.handoff)
 
     def _server(self) -> AsyncServer:
         manager = None
@@ -167,7 +174,7 @@ class SocketIOInput(InputChannel):
         sio = self._server()
         socketio_webhook = _AppBlueprint(sio, self.socketio_path, f"{self.name()}_webhook", __name__)
         self.sio = sio
-        output = SocketIOOutput(sio, self.bot_message_evt, self.namespace)
+        output = SocketIOOutput(sio, self.bot_message_evt, self.namespace, self.handoff)
 
         @socketio_webhook.route("/", methods=["GET"])
         async def health(_: Request) -> HTTPResponse:
@@ -207,6 +214,7 @@ class SocketIOInput(InputChannel):
                 found = await self.handoff.history(agent, session_id, self.name(), "quick_replies") or found
             return response.json({"session_id": session_id, "messages": found[0]}, headers=headers)
 
+        waiting_room = self.handoff.open_waiting_room(lambda: socketio_webhook.ctx.app.ctx.agent, deliver, output.name())
         self.handoff.add_webhook_route(socketio_webhook, deliver, output.name())
         self.handoff.add_lifecycle(socketio_webhook)
         if self.handoff.settings.uses_sandbox:
@@ -250,6 +258,7 @@ class SocketIOInput(InputChannel):
                 if chat is not None:
                     join_channel_room(sio, data["session_id"], chat.channel_sid, self.namespace)
                     await catch_up(agent, data["session_id"])
+                    waiting_room.enter(data["session_id"])  # the first look leaves it unless the visitor waits
 
         def sender_of(sid: str, data: Dict[str, Any]) -> Optional[str]:
             if not self.session_persistence:

@@ -107,6 +107,8 @@ async def test_adopted_bot_hands_a_website_chat_to_flex_and_back(stack: Stack, m
 
 async def full_handoff(stack: Stack, mode: str) -> None:
     flex = Flex(stack.project.sandbox_url, mode)
+    # The agent opens the desktop and goes available: otherwise the bot offers to leave a message.
+    await asyncio.to_thread(flex.agent_api, "POST", "/agent/api/agents", {"agent": AGENT, "available": True})
     visitor = Visitor(stack.url, stack.channel)
     await visitor.connect(f"adopter-{uuid.uuid4().hex}")
     try:

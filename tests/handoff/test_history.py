@@ -230,13 +230,14 @@ def test_agent_joining_and_leaving_while_rasa_was_down_is_announced_in_order_onc
     finally:
         visitor.close()
 
-    # The agent leaves without closing the chat (Flex parks it).
+    # The last agent leaves without closing the chat (a transfer, or Flex parks it): the visitor waits for the next one.
     while_rasa_is_down(stack, lambda: remove_agent(stack.sandbox, task))
     visitor = Visitor(stack.url, session_id)
     try:
-        visitor.wait_for(lambda m: m.get("event") == "agent_left", "agent left notice")
-        assert who_said(visitor.messages) == [("system", "agent_left")]
-        assert stack.tracker(session_id)["slots"]["handoff_status"] == "active"  # parked, not closed
+        visitor.wait_for(lambda m: m.get("event") == "transferring", "agent passed the chat on")
+        assert who_said(visitor.messages) == [("system", "transferring")]
+        assert visitor.messages[0]["agent"]["name"] == AGENT
+        assert stack.tracker(session_id)["slots"]["handoff_status"] == "pending"  # waiting again, not closed
     finally:
         visitor.close()
 
@@ -250,7 +251,7 @@ def test_agent_joining_and_leaving_while_rasa_was_down_is_announced_in_order_onc
         assert tail == [
             ("system", "agent_joined"),
             ("agent", "hello from an agent you did not see join"),
-            ("system", "agent_left"),
+            ("system", "transferring"),
         ]
         assert again.messages == []
     finally:

@@ -348,8 +348,9 @@ async def test_relaying_into_a_chat_the_agent_closed_hands_back_and_replays_the_
     assert asked == [CONVERSATIONS]
     assert said(dispatcher) == ["utter_handoff_agent_ended", "utter_bot_back"]
     assert [m["handoff"]["event"] for m in dispatcher.messages] == ["chat_closed", "bot_resumed"]
-    assert events[:6] == [SlotSet(name, None) for name in handoff.HANDOFF_SLOTS]
-    assert events[6:] == [SessionStarted(), ActionExecuted("action_listen"), *answer_again(turn("still there?"))[1:]]
+    cleared = len(handoff.HANDOFF_SLOTS)
+    assert events[:cleared] == [SlotSet(name, None) for name in handoff.HANDOFF_SLOTS]
+    assert events[cleared:] == [SessionStarted(), ActionExecuted("action_listen"), *answer_again(turn("still there?"))[1:]]
     assert fake.posted == []  # the bot answers it instead, in a new session
 
 
@@ -453,9 +454,10 @@ async def test_ending_the_chat_resumes_the_bot_in_a_new_session_that_rasa_listen
     events = await ActionEndHandoff().run(dispatcher, tracker, domain)
     assert fake.closes == 1
     # rasa-sdk events: the handoff slots cleared, a session started, the visitor's slots set again.
-    assert events[:6] == [SlotSet(name, None) for name in handoff.HANDOFF_SLOTS]
-    assert events[6] == SessionStarted() and slot_values(events[7:]) == VISITOR_SLOTS
-    assert [e["event"] for e in events[7:]] == ["slot"] * len(VISITOR_SLOTS)
+    cleared = len(handoff.HANDOFF_SLOTS)
+    assert events[:cleared] == [SlotSet(name, None) for name in handoff.HANDOFF_SLOTS]
+    assert events[cleared] == SessionStarted() and slot_values(events[cleared + 1 :]) == VISITOR_SLOTS
+    assert [e["event"] for e in events[cleared + 1 :]] == ["slot"] * len(VISITOR_SLOTS)
 
     run_custom_action(conversation, "action_end_handoff", dispatcher.messages, events)
     # Rasa's next prediction after the action: the follow-up the session start left, action_listen (no policy asked).
@@ -465,7 +467,7 @@ async def test_ending_the_chat_resumes_the_bot_in_a_new_session_that_rasa_listen
     # The next message is seen as after Rasa's own session start, and as a new visitor's first.
     rasa = sessions.handed_off()
     rasa.update_with_events(before[len(rasa.events) :], sessions.DOMAIN)
-    run_custom_action(rasa, "action_end_handoff", dispatcher.messages, events[:6])
+    run_custom_action(rasa, "action_end_handoff", dispatcher.messages, events[: len(handoff.HANDOFF_SLOTS)])
     await rasa_session_start(rasa)
     hello = sessions.user("hello", "greet")
     assert states_after(conversation, hello) == states_after(rasa, hello) == states_after(fresh_session(), hello)
@@ -482,7 +484,12 @@ async def test_a_message_the_closed_chat_did_not_take_is_the_new_sessions_first_
     dispatcher = CollectingDispatcher()
     events = await ActionRelayToAgent().run(dispatcher, tracker, domain)
     assert said(dispatcher) == ["utter_handoff_agent_ended", "utter_bot_back"] and fake.posted == []
-    assert [e["event"] for e in events[6:]] == ["session_started", *["slot"] * len(VISITOR_SLOTS), "action", "user"]
+    assert [e["event"] for e in events[len(handoff.HANDOFF_SLOTS) :]] == [
+        "session_started",
+        *["slot"] * len(VISITOR_SLOTS),
+        "action",
+        "user",
+    ]
 
     run_custom_action(conversation, "action_relay_to_agent", dispatcher.messages, events)
     assert_resumed_in_a_new_session(conversation, before)

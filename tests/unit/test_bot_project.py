@@ -425,7 +425,7 @@ def test_flow_style_and_null_sections_are_still_extended(project: Path, capsys: 
     code, out = run(capsys, "init", str(project))
     assert code == 0, out
     domain = load(project / "domain.yml")
-    assert domain["intents"] == ["greet", "goodbye", "talk_to_agent", "end_chat"]
+    assert domain["intents"] == ["greet", "goodbye", "talk_to_agent", "end_chat", "handoff_leave_message", "handoff_stay"]
     assert domain["responses"]["utter_greet"] == [{"text": "hi"}]
     assert USER_COMMENT in (project / "domain.yml").read_text()
     assert missing_from_domain(Domain.load(str(project / "domain.yml")).as_dict()) == []

@@ -265,7 +265,14 @@ def test_the_bot_resumes_in_a_new_session_without_the_handoff_and_with_the_visit
     events = list(tracker.events)
     assert events[: len(before)] == before
     added = events[len(before) :]
-    assert kinds(added) == ["BotUttered", *["SlotSet"] * 6, "BotUttered", "SessionStarted", *["SlotSet"] * 4, "ActionExecuted"]
+    assert kinds(added) == [
+        "BotUttered",
+        *["SlotSet"] * len(handoff.HANDOFF_SLOTS),
+        "BotUttered",
+        "SessionStarted",
+        *["SlotSet"] * 4,
+        "ActionExecuted",
+    ]
     assert [e.metadata["handoff"]["event"] for e in added if isinstance(e, BotUttered)] == ["chat_closed", "bot_resumed"]
     assert tracker.followup_action is None  # listening, as Rasa leaves a tracker after its session start
 
@@ -493,3 +500,41 @@ def test_over_the_rate_the_visitor_is_told_once_per_window() -> None:
     assert over_rate([*events, told], now + 0.5) == []  # not relayed, no second notice
     # A notice from an earlier window does not silence the next one.
     assert over_rate([*events, told], now + FLOOD_WINDOW + 0.5) is None
+
+
+# --- transfer -------------------------------------------------------------------------------
+
+
+def test_the_last_agent_leaving_an_open_chat_is_a_transfer_and_the_visitor_waits_again() -> None:
+    history: List[Event] = []
+    for step in on_flex_event(history, PENDING, joined()):
+        if isinstance(step, Notice):
+            history.append(recorded(step, "alice joined the chat."))
+    steps = on_flex_event(history, ACTIVE, left(), chat_open=True)
+    assert notices(steps) == ["utter_handoff_transferring"]
+    assert steps[0].variables == {"agent": "alice"}  # type: ignore[union-attr]
+    assert steps[0].metadata["handoff"]["event"] == "transferring"  # type: ignore[union-attr]
+    assert slots_set(steps) == {handoff.STATUS_SLOT: handoff.PENDING}
+
+
+def test_an_agent_leaving_while_another_stays_is_only_a_leave() -> None:
+    history: List[Event] = []
+    for event in (joined("alice", "MB1"), joined("bob", "MB2")):
+        for step in on_flex_event(history, ACTIVE, event):
+            if isinstance(step, Notice):
+                history.append(recorded(step, "joined"))
+    steps = on_flex_event(history, ACTIVE, left("alice", "MB1"), chat_open=True)
+    assert notices(steps) == ["utter_handoff_agent_left"] and slots_set(steps) == {}
+
+
+def test_the_next_agent_after_a_transfer_is_announced_and_counted_as_joined() -> None:
+    history: List[Event] = []
+    for event, chat_open in ((joined("alice", "MB1"), False), (left("alice", "MB1"), True), (joined("bob", "MB2"), False)):
+        slots = PENDING if not history else ACTIVE
+        for step in on_flex_event(history, slots, event, chat_open=chat_open):
+            if isinstance(step, Notice):
+                history.append(recorded(step, step.response))
+    assert [e.metadata["handoff"]["event"] for e in history] == ["agent_joined", "transferring", "agent_joined"]  # type: ignore[attr-defined]
+    assert history[-1].metadata["handoff"]["agent"] == "bob"  # type: ignore[attr-defined]
+    # Bob leaving the open chat in turn is a transfer again: Alice is no longer counted as there.
+    assert notices(on_flex_event(history, ACTIVE, left("bob", "MB2"), chat_open=True)) == ["utter_handoff_transferring"]

@@ -81,3 +81,25 @@ def test_training_on_a_domain_without_the_handoff_slots_names_them(tmp_path: Pat
     lacking = Domain.from_yaml('version: "3.1"\nintents: [greet, talk_to_agent, end_chat]\n')
     with pytest.raises(HandoffSetupError, match="slots handoff_status, handoff_channel_sid"):
         policy.train([], lacking)
+
+
+@pytest.mark.parametrize("status", [None, "message"])
+def test_the_offers_buttons_run_their_actions_whatever_nlu_made_of_them(policy: HandoffPolicy, status: Optional[str]) -> None:
+    before = [SlotSet("handoff_status", status)]
+    assert predicted(policy, [*before, *user("/handoff_leave_message", "greet")]) == "action_handoff_leave_message"
+    assert predicted(policy, [*before, *user("stay", "handoff_stay")]) == "action_handoff_stay"
+
+
+def test_the_turn_after_choosing_to_leave_a_message_is_the_message(policy: HandoffPolicy) -> None:
+    events = [SlotSet("handoff_status", "message"), *user("my order 123 never came, call me on 555", "greet")]
+    assert predicted(policy, events) == "action_handoff_take_message"
+    assert predicted(policy, [*events, ActionExecuted("action_handoff_take_message")]) == "action_listen"
+    # Without having chosen to, the same words are the bot's business.
+    assert predicted(policy, [SlotSet("handoff_status", None), *user("my order 123 never came", "greet")]) is None
+
+
+@pytest.mark.parametrize("status", ["pending", "active"])
+def test_while_handed_off_the_offers_words_go_to_the_agent(policy: HandoffPolicy, status: str) -> None:
+    assert predicted(policy, [SlotSet("handoff_status", status), *user("leave a message", "handoff_leave_message")]) == (
+        "action_relay_to_agent"
+    )

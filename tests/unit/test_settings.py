@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any, Dict, List
 
 import pytest
@@ -48,7 +49,7 @@ def test_every_malformed_value_is_named_with_what_was_expected() -> None:
     message = str(failed.value)
     assert "TWILIO_ACCOUNT_SID (expected AC followed by 32 hex digits)" in message
     assert "PUBLIC_URL (expected an http(s) URL)" in message
-    assert "FLEX_MODE (expected one of conversations, legacy)" in message
+    assert "FLEX_MODE (expected one of conversations, legacy, interactions)" in message
     assert "TWILIO_RETRIES (expected a non-negative number)" in message
     assert "missing" not in message
 
@@ -78,3 +79,69 @@ def test_a_channel_overrides_settings_by_their_variable_in_lower_case() -> None:
     assert overrides == {"PUBLIC_URL": "https://widget.example.com", "TWILIO_RETRIES": "5"}
     settings = settings_from_env({**REAL}, overrides)
     assert settings.public_url == "https://widget.example.com" and settings.twilio_retries == 5
+
+
+def test_interactions_is_a_flex_mode_and_taskrouter_sids_are_checked() -> None:
+    sids = {"FLEX_WORKSPACE_SID": "WS" + "a" * 32, "FLEX_WORKFLOW_SID": "WW" + "b" * 32, "FLEX_TASK_QUEUE_SID": "WQ" + "c" * 32}
+    settings = settings_from_env({**REAL, "FLEX_MODE": "Interactions", **sids})
+    assert settings.flex_mode == "interactions"
+    assert (settings.flex_workspace_sid, settings.flex_workflow_sid, settings.flex_task_queue_sid) == tuple(sids.values())
+    unset = settings_from_env(REAL)
+    assert unset.flex_workspace_sid is unset.flex_workflow_sid is unset.flex_task_queue_sid is None
+    swapped = {
+        "FLEX_WORKSPACE_SID": sids["FLEX_WORKFLOW_SID"],
+        "FLEX_WORKFLOW_SID": "WW123",
+        "FLEX_TASK_QUEUE_SID": "WS" + "c" * 32,
+    }
+    with pytest.raises(SettingsError) as failed:
+        settings_from_env({**REAL, **swapped})
+    message = str(failed.value)
+    for name, prefix in (("FLEX_WORKSPACE_SID", "WS"), ("FLEX_WORKFLOW_SID", "WW"), ("FLEX_TASK_QUEUE_SID", "WQ")):
+        assert f"{name} (expected {prefix} followed by 32 hex digits)" in message
+
+
+def test_waiting_defaults_and_bounds() -> None:
+    settings = settings_from_env(REAL)
+    assert settings.accept_timeout == 300 and settings.queue_update == 10
+    assert settings.business_hours.always_open
+    set_ = settings_from_env({**REAL, "HANDOFF_ACCEPT_TIMEOUT": "0", "HANDOFF_QUEUE_UPDATE": "2.5"})
+    assert set_.accept_timeout == 0 and set_.queue_update == 2.5  # 0: wait as long as Flex keeps the task
+    bad = {"HANDOFF_ACCEPT_TIMEOUT": "-1", "HANDOFF_QUEUE_UPDATE": "0"}
+    with pytest.raises(SettingsError) as failed:
+        settings_from_env({**REAL, **bad})
+    message = str(failed.value)
+    assert "HANDOFF_ACCEPT_TIMEOUT (expected a non-negative number)" in message
+    assert "HANDOFF_QUEUE_UPDATE (expected a positive number)" in message
+    for value in ("inf", "nan", "soon"):
+        with pytest.raises(SettingsError, match="HANDOFF_QUEUE_UPDATE"):
+            settings_from_env({**REAL, "HANDOFF_QUEUE_UPDATE": value})
+
+
+def test_business_hours_are_read_with_their_zone_and_holidays() -> None:
+    env = {
+        **REAL,
+        "HANDOFF_HOURS": "mon-fri 09:00-17:00",
+        "HANDOFF_TIMEZONE": "Europe/Berlin",
+        "HANDOFF_HOLIDAYS": "2026-12-24, 2026-12-25,",
+    }
+    hours = settings_from_env(env).business_hours
+    assert hours.is_open(datetime(2026, 12, 1, 8, 30, tzinfo=UTC))  # Tuesday 09:30 in Berlin
+    assert not hours.is_open(datetime(2026, 12, 1, 7, 30, tzinfo=UTC))  # 08:30 in Berlin
+    assert not hours.is_open(datetime(2026, 12, 24, 10, 0, tzinfo=UTC))  # a Thursday, but a holiday
+    assert hours.holidays == {date(2026, 12, 24), date(2026, 12, 25)}
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("HANDOFF_TIMEZONE", "Mars/Olympus_Mons"),
+        ("HANDOFF_TIMEZONE", "../etc/passwd"),
+        ("HANDOFF_HOLIDAYS", "2026-12-24, 24.12.2026"),
+        ("HANDOFF_HOLIDAYS", "2026-02-30"),
+        ("HANDOFF_HOURS", "weekdays 9-5"),
+    ],
+)
+def test_malformed_business_hours_fail_the_start_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as failed:
+        settings_from_env({**REAL, name: value})
+    assert f"malformed {name} (" in str(failed.value)

@@ -1,10 +1,10 @@
-"""What both Flex generations share: the records, the errors, `call()`, and the `FlexChats` interface.
+"""What every Flex mode shares: the records, the errors, `call()`, and the `FlexChats` interface.
 
 Every Twilio call is async, bounded by `TWILIO_TIMEOUT` and retried with backoff on 429/5xx and
 timeouts when that is safe. Twilio's REST API has no idempotency key, so a visitor message
 carries its own id in the message attributes, and after an ambiguous failure the chat is
-checked before posting again. Each generation (conversations.py, legacy.py) says only how its
-API does one step; the order of the steps and what a failure means are decided here, once.
+checked before posting again. Each mode (conversations.py, interactions.py, legacy.py) says only
+how its API does one step; the order of the steps and what a failure means are decided here, once.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, ClassVar, Dict, List, Optional, TypeVar
+from typing import Any, Awaitable, Callable, ClassVar, Dict, List, Optional, Tuple, TypeVar
 
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
@@ -60,13 +60,17 @@ class FlexChat:
     """One visitor's chat in Flex, as stored in the handoff slots.
 
     `mode` is the generation the chat was made in: it picks the `FlexChats` class that finishes
-    the chat, even if FLEX_MODE changed meanwhile.
+    the chat, even if FLEX_MODE changed meanwhile. Chats the plugin routes itself (interactions
+    mode) also record their Flex Interaction as "KD…/UO…" (interaction, channel), which is what
+    ends them, and the TaskRouter task it made; pass these two by keyword.
     """
 
     mode: str
     channel_sid: str
     identity: str
     service_sid: Optional[str] = None
+    interaction: Optional[str] = None
+    task_sid: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -122,10 +126,15 @@ async def call(
         retryable = ambiguous = False
         try:
             return await asyncio.wait_for(make(), timeout=settings.twilio_timeout)
-        except TwilioRestException as e:
-            retryable = e.status in (_REJECTED_STATUSES if creates else _RETRY_STATUSES)
-            ambiguous = creates and e.status in _RETRY_STATUSES - _REJECTED_STATUSES
-            error = FlexError(f"{what}: Twilio answered {e.status} (code {e.code})", e.status)
+        except TwilioException as e:
+            answer = twilio_answer(e)
+            if answer is None:
+                error = FlexError(f"{what}: {type(e).__name__}")
+            else:
+                status, code = answer
+                retryable = status in (_REJECTED_STATUSES if creates else _RETRY_STATUSES)
+                ambiguous = creates and status in _RETRY_STATUSES - _REJECTED_STATUSES
+                error = FlexError(f"{what}: Twilio answered {status} (code {code})", status)
         except asyncio.TimeoutError:  # noqa: UP041 - not the builtin before Python 3.11 (Rasa 3.6 runs on 3.8+)
             retryable = not creates
             ambiguous = creates
@@ -133,8 +142,6 @@ async def call(
         except (aiohttp.ClientError, OSError) as e:
             retryable = not creates or isinstance(e, aiohttp.ClientConnectorError)
             ambiguous = not retryable
-            error = FlexError(f"{what}: {type(e).__name__}")
-        except TwilioException as e:
             error = FlexError(f"{what}: {type(e).__name__}")
         if ambiguous and landed is not None:
             await asyncio.sleep(delay)  # a request that timed out here may still be landing there
@@ -156,6 +163,25 @@ async def call(
         await asyncio.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable")
+
+
+def twilio_answer(e: TwilioException) -> Optional[Tuple[int, Optional[int]]]:
+    """The HTTP status and Twilio error code of a refused request; None when Twilio did not answer.
+
+    The SDK raises `TwilioRestException` for most calls but a bare `TwilioException("Unable to
+    fetch page", response)` for a list page, which must be retried and read the same way.
+    """
+    if isinstance(e, TwilioRestException):
+        return e.status, e.code
+    response = e.args[1] if len(e.args) > 1 else None
+    status = getattr(response, "status_code", None)
+    if not isinstance(status, int):
+        return None
+    try:
+        code = json.loads(getattr(response, "text", "") or "{}").get("code")
+    except (ValueError, AttributeError):
+        code = None
+    return status, code if isinstance(code, int) else None
 
 
 def relay_id_of(attributes: Optional[str]) -> Optional[str]:
@@ -216,7 +242,8 @@ class FlexChats(ABC):
         """Create the web chat, register its scoped webhook, post the opening message; on failure remove what was made.
 
         The opening message is what routes a Flex Conversations chat (the address's Studio flow
-        or webhook reacts to the first message, as with Twilio's own webchat app).
+        or webhook reacts to the first message, as with Twilio's own webchat app); a generation
+        that routes the chat itself does so last, so the agent who accepts finds it complete.
         """
         new = NewChat(
             route=await self.find_route(),
@@ -233,6 +260,7 @@ class FlexChats(ABC):
                 await self.register_webhook(chat, webhook_url)
             if opening_message:
                 await self.post_visitor_message(chat, opening_message)
+            chat = await self._route(chat, new)
         except FlexError:
             await self.discard_chat(chat)
             raise
@@ -249,6 +277,10 @@ class FlexChats(ABC):
 
     async def _prepare(self, chat: FlexChat, new: NewChat) -> FlexChat:
         """What a new chat needs before the agent sees it (nothing, unless the generation says so)."""
+        return chat
+
+    async def _route(self, chat: FlexChat, new: NewChat) -> FlexChat:
+        """Put the ready chat in front of the agents (nothing where Flex routes the chat it made)."""
         return chat
 
     @abstractmethod

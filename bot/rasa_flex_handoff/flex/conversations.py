@@ -46,7 +46,7 @@ class ConversationsChats(FlexChats):
             return self.settings.conversations_address_sid
         addresses = await self.call(
             "list address configurations",
-            lambda: self.client.conversations.v1.address_configurations.list_async(limit=200),
+            lambda: self.client.conversations.v1.address_configurations.list_async(limit=200, page_size=50),  # the spec's maximum
         )
         for kind in WEBCHAT_ADDRESS_TYPES:
             for address in addresses:
