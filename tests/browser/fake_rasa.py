@@ -31,6 +31,20 @@ GREETING = {
         {"content_type": "text", "title": "Talk to an agent", "payload": "/talk_to_agent"},
     ],
 }
+# The routing notices (design #14), worded like the plugin's domain responses; `metadata.handoff`
+# carries the event, the offer its buttons as Rasa's `quick_replies`.
+OFFER_BUTTONS = [
+    {"content_type": "text", "title": "Leave a message", "payload": "/handoff_leave_message"},
+    {"content_type": "text", "title": "Stay with the bot", "payload": "/handoff_stay"},
+]
+ROUTING = {
+    "closed": "Our team is away right now: we answer chats Monday to Friday, 9:00 to 17:00.",
+    "no_agents": "All our agents are busy or away at the moment.",
+    "offer": "You can leave a message for our team, or keep chatting with me.",
+    "leave_message": "What would you like to tell our team? Add your email if you'd like a reply.",
+    "message_left": "Thanks! Your message is with our team; they will get back to you.",
+    "stay": "No problem, I'm still here. What else can I help with?",
+}
 ANSWERS = {
     "/ask_shipping": "Standard shipping takes 3 to 5 working days and is free over €60.",
     "/ask_returns": "You can return anything within 60 days for a full refund.",
@@ -65,13 +79,14 @@ def on_the_wire(payload: Dict[str, Any]) -> Dict[str, Any]:
     sender = payload.get("sender", "bot")
     if sender not in ("agent", "system"):
         return {k: v for k, v in payload.items() if k != "sender"}
-    handoff = {k: v for k, v in payload.items() if k not in ("text", "sender") and v is not None}
+    handoff = {k: v for k, v in payload.items() if k not in ("text", "sender", "quick_replies") and v is not None}
     handoff["sender"] = sender
     text = str(payload.get("text", ""))
     if sender == "agent":
         handoff["body"] = text
         text = f"{(payload.get('agent') or {}).get('name', 'Agent')}: {text}"
-    return {"text": text, "metadata": {"handoff": handoff}}
+    buttons = {"quick_replies": payload["quick_replies"]} if payload.get("quick_replies") else {}
+    return {"text": text, **buttons, "metadata": {"handoff": handoff}}
 
 
 def create_app(state_path: Optional[Path]) -> Sanic:
@@ -91,8 +106,11 @@ def create_app(state_path: Optional[Path]) -> Sanic:
         store.record(session_id, {"sender": payload.get("sender", "bot"), **live})
         await sio.emit("bot_uttered", {k: v for k, v in live.items() if k != "timestamp"}, room=session_id)
 
-    async def system(session_id: str, event: str, text: str) -> None:
-        await say(session_id, {"text": text, "sender": "system", "event": event})
+    async def system(session_id: str, event: str, text: str, **fields: Any) -> None:
+        await say(session_id, {"text": text, "sender": "system", "event": event, **fields})
+
+    async def offer(session_id: str) -> None:
+        await system(session_id, "offer", ROUTING["offer"], quick_replies=OFFER_BUTTONS)
 
     @sio.on("session_request")
     async def session_request(sid: str, data: Optional[Dict[str, Any]]) -> None:
@@ -114,11 +132,27 @@ def create_app(state_path: Optional[Path]) -> Sanic:
             conversation["state"] = "bot"
             await system(session_id, "chat_closed", "The chat has ended.")
             await system(session_id, "bot_resumed", "You're back with Nori. How else can I help?")
+        elif conversation["state"] == "leave_message":
+            conversation["state"] = "bot"
+            await system(session_id, "message_left", ROUTING["message_left"])
         elif conversation["state"] != "bot":
             return  # relayed to the agent
+        elif text == "/talk_to_agent" and conversation.get("route") in ("closed", "no_agents"):
+            # Out of hours / nobody available (POST /test/route): say so, then offer the alternatives.
+            await system(session_id, "unavailable", ROUTING[conversation["route"]], reason=conversation["route"])
+            await offer(session_id)
         elif text == "/talk_to_agent":
             conversation["state"] = "waiting"
             await system(session_id, "connecting", "Connecting you to an agent...")
+            if conversation.get("route") == "queue":
+                await system(
+                    session_id, "queue", "You are number 3 in line. The wait is about 4 min.", position=3, eta_seconds=240
+                )
+        elif text == "/handoff_leave_message":
+            conversation["state"] = "leave_message"
+            await system(session_id, "leave_message", ROUTING["leave_message"])
+        elif text == "/handoff_stay":
+            await system(session_id, "stay", ROUTING["stay"])
         elif text.lower() in ("hi", "hello", "/greet"):
             await say(session_id, GREETING)
         elif text in ANSWERS:
@@ -148,7 +182,10 @@ def create_app(state_path: Optional[Path]) -> Sanic:
     # The agent side, driven by tests.
     @app.post("/test/push")
     async def push(request: Request):
-        """{session_id, payload}: an agent/system/bot payload delivered live and recorded."""
+        """{session_id, payload[, follow_up]}: an agent/system/bot payload delivered live and recorded.
+
+        `not_accepted` is followed by the offer and `bot_resumed` unless follow_up is false.
+        """
         body = request.json
         payload = body["payload"]
         conversation = store.session(body["session_id"])
@@ -161,7 +198,22 @@ def create_app(state_path: Optional[Path]) -> Sanic:
             }
         elif payload.get("event") == "agent_joined":
             conversation["state"] = "agent"
+        elif payload.get("event") in ("connecting", "queue", "transferring", "agent_left"):
+            conversation["state"] = "waiting"
+        elif payload.get("event") in ("not_accepted", "unavailable", "chat_closed", "visitor_left", "bot_resumed"):
+            conversation["state"] = "bot"
         await say(body["session_id"], payload)
+        if payload.get("event") == "not_accepted" and body.get("follow_up", True):  # as the plugin: the offer, the bot back
+            await offer(body["session_id"])
+            await system(body["session_id"], "bot_resumed", "You're back with Nori. How else can I help?")
+        return response.json({"ok": True})
+
+    @app.post("/test/route")
+    async def route(request: Request):
+        """{session_id, route}: how the next /talk_to_agent goes: "closed", "no_agents", "queue" (else connecting)."""
+        body = request.json
+        store.session(body["session_id"])["route"] = body.get("route")
+        store.save()
         return response.json({"ok": True})
 
     @app.post("/test/agent_typing")

@@ -17,42 +17,132 @@ export function sameMessage(a, b) {
   return Math.abs(a.timestamp - b.timestamp) <= MATCH_WINDOW_MS;
 }
 
+// Notices that say where the visitor stands until they (or the bot) say something else.
+const NOTICE_PHASES = ["unavailable", "not_accepted", "leave_message", "message_left"];
+
 /**
  * Handoff state after these messages:
- * "bot" (talking to the assistant), "waiting" (asked for an agent, none accepted yet),
- * "agent" (an agent is in the chat) or "ended" (the agent chat just closed).
+ * - `state`: "bot" (talking to the assistant), "waiting" (asked for an agent, none accepted yet),
+ *   "agent" (an agent is in the chat) or "ended" (the agent chat just closed);
+ * - `phase`, what the visitor is shown: "bot", "connecting", "queued", "transferring" (waiting),
+ *   "agent", "ended", "unavailable" (with `reason` "closed" | "no_agents"), "not_accepted",
+ *   "leave_message" (the next message is for the team), "message_left";
+ * - `agentName` (with an agent), `queue` {position, etaSeconds} (queued), `transferringAgent`.
  */
 export function handoffState(messages) {
   let state = "bot";
+  let phase = "bot";
   let agentName = "";
+  let queue = null;
+  let reason = "";
+  let transferringAgent = "";
+  const toBot = (next) => {
+    state = "bot";
+    phase = next;
+    agentName = "";
+    queue = null;
+  };
   for (const message of messages) {
     if (message.sender === "agent") {
-      state = "agent";
+      state = phase = "agent";
       agentName = message.agentName || agentName;
+      queue = null;
+    } else if (message.sender === "bot") {
+      if (state === "bot" && NOTICE_PHASES.includes(phase)) phase = "bot"; // the bot has moved on
+    } else if (message.sender === "visitor") {
+      // Picking an option (or typing anything else) after a notice leaves it; a message being left stays so.
+      if (state === "bot" && NOTICE_PHASES.includes(phase) && phase !== "leave_message") phase = "bot";
     } else if (message.sender === "system") {
       switch (message.event) {
         case "connecting":
           state = "waiting";
+          phase = "connecting";
+          queue = null;
+          break;
+        case "queue":
+          state = "waiting";
+          phase = "queued";
+          agentName = "";
+          queue = message.queue || { position: null, etaSeconds: null };
+          break;
+        case "transferring":
+          state = "waiting";
+          phase = "transferring";
+          transferringAgent = message.agentName || agentName;
+          agentName = "";
+          queue = null;
           break;
         case "agent_joined":
-          state = "agent";
+          state = phase = "agent";
           agentName = message.agentName || agentName;
+          queue = null;
           break;
         case "agent_left":
+          // The chat stays open (else chat_closed follows): Flex routes it to another agent.
+          state = "waiting";
+          phase = "transferring";
+          transferringAgent = "";
+          agentName = "";
+          queue = null;
+          break;
         case "chat_closed":
         case "visitor_left":
-          state = "ended";
+          state = phase = "ended";
+          queue = null;
           break;
         case "bot_resumed":
-          state = "bot";
-          agentName = "";
+          // After "nobody could take the chat" the offer still stands: keep saying so.
+          toBot(phase === "not_accepted" || phase === "unavailable" ? phase : "bot");
+          break;
+        case "unavailable":
+          toBot("unavailable");
+          reason = message.reason || "";
+          break;
+        case "not_accepted":
+          toBot("not_accepted");
+          break;
+        case "leave_message":
+        case "message_left":
+          toBot(message.event);
+          break;
+        case "stay":
+          toBot("bot");
           break;
         default:
-          break; // relay_failed and others are notices only
+          break; // offer, relay_failed, too_fast and others are notices only
       }
     }
   }
-  return { state, agentName: state === "agent" ? agentName : "" };
+  return {
+    state,
+    phase,
+    agentName: state === "agent" ? agentName : "",
+    queue: phase === "queued" ? queue : null,
+    reason: phase === "unavailable" ? reason : "",
+    transferringAgent: phase === "transferring" ? transferringAgent : "",
+  };
+}
+
+/**
+ * The messages as the log shows them: a run of queue notices (visitor messages may come in
+ * between) is one notice, in the first one's place, that reads like the latest.
+ */
+export function displayed(messages) {
+  const shown = [];
+  let queueAt = -1;
+  for (const message of messages) {
+    if (message.sender === "system" && message.event === "queue") {
+      if (queueAt >= 0) {
+        shown[queueAt] = { ...message, key: shown[queueAt].key };
+        continue;
+      }
+      queueAt = shown.length;
+    } else if (message.sender !== "visitor") {
+      queueAt = -1;
+    }
+    shown.push(message);
+  }
+  return shown;
 }
 
 export class Conversation {
@@ -60,8 +150,9 @@ export class Conversation {
     this.messages = [];
   }
 
+  /** What the log shows (repeated queue notices folded into one). */
   get visible() {
-    return this.messages;
+    return displayed(this.messages);
   }
 
   get isEmpty() {

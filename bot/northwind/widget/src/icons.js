@@ -13,6 +13,10 @@ const PATHS = {
   offline: ["M3 3l18 18", "M8.5 16.5a5 5 0 0 1 7 0", "M5 12.5a10 10 0 0 1 4-2.3", "M19 12.5a10 10 0 0 0-3.2-2"],
   online: ["M5 12.5l4.5 4.5L19 7.5"],
   end: ["M5 12h14"],
+  clock: ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "M12 7v5l3 2"],
+  check: ["M12 21a9 9 0 1 0 0-18 9 9 0 0 0 0 18z", "M8 12.5l2.8 2.8L16.5 9.5"],
+  transfer: ["M4 8h13", "M13 4l4 4-4 4", "M20 16H7", "M11 12l-4 4 4 4"],
+  message: ["M4 6h16v12H4z", "M4 7l8 6 8-6"],
 };
 
 export function icon(name, className = "hw-icon") {

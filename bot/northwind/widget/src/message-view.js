@@ -2,6 +2,7 @@
 
 import { clockTime, el, initials, linkified } from "./dom.js";
 import { icon } from "./icons.js";
+import { noticeHeading } from "./status.js";
 
 const GROUP_WINDOW_MS = 2 * 60 * 1000;
 
@@ -13,7 +14,19 @@ const SYSTEM_ICONS = {
   visitor_left: "end",
   bot_resumed: "bot",
   relay_failed: "offline",
+  too_fast: "offline",
+  queue: "clock",
+  transferring: "transfer",
+  stay: "bot",
+  unavailable: "clock",
+  not_accepted: "agent",
+  message_left: "check",
 };
+
+// Notices that change what the visitor can do stand out as cards with a heading.
+const CARD_EVENTS = ["unavailable", "not_accepted", "message_left"];
+// Notices worded as the assistant asking something read like the assistant.
+const ASKING_EVENTS = ["offer", "leave_message"];
 
 function authorName(message, botName) {
   if (message.sender === "visitor") return "You";
@@ -34,7 +47,24 @@ function timeElement(message) {
   return el("time", { className: "hw-time", datetime: date.toISOString(), title: date.toLocaleString(), text: clockTime(message.timestamp) });
 }
 
+function noticeCard(message) {
+  const kind = message.event === "unavailable" ? `unavailable-${message.reason || "no_agents"}` : message.event;
+  return el("div", {
+    className: `hw-msg hw-msg--system hw-msg--card hw-system--${message.event}`,
+    "data-sender": "system",
+    "data-event": message.event,
+  }, el("div", { className: `hw-card hw-card--${kind}`, role: "note" }, [
+    el("span", { className: "hw-card__icon", "aria-hidden": "true" }, icon(SYSTEM_ICONS[message.event] || "chat")),
+    el("div", { className: "hw-card__body" }, [
+      el("strong", { className: "hw-card__title", text: noticeHeading(message) }),
+      el("span", { className: "hw-system__text", text: message.text }),
+      timeElement(message),
+    ]),
+  ]));
+}
+
 function systemElement(message, actions) {
+  if (CARD_EVENTS.includes(message.event)) return noticeCard(message);
   const children = [
     icon(SYSTEM_ICONS[message.event] || "chat", "hw-icon hw-system__icon"),
     el("span", { className: "hw-system__text", text: message.text }),
@@ -64,7 +94,8 @@ function quickReplies(message, actions) {
 
 /** A new element for `message`; `actions` has onQuickReply(reply) and onDownload(). */
 export function messageElement(message, { botName, actions }) {
-  if (message.sender === "system") return systemElement(message, actions);
+  const asking = message.sender === "system" && (ASKING_EVENTS.includes(message.event) || message.quickReplies.length > 0);
+  if (message.sender === "system" && !asking) return systemElement(message, actions);
 
   const author = authorName(message, botName);
   const label = message.sender === "agent" ? [author, el("span", { className: "hw-role", text: "Agent" })] : [author];
@@ -79,11 +110,17 @@ export function messageElement(message, { botName, actions }) {
     el("div", { className: "hw-meta" }, [timeElement(message), el("span", { className: "hw-status", text: "" })]),
     quickReplies(message, actions),
   ]);
-  return el("div", { className: `hw-msg hw-msg--${message.sender}`, "data-sender": message.sender }, [avatar(message), body]);
+  // A question from the handoff (the offer...) is the assistant's, marked with its event for styling and tests.
+  const look = asking ? "bot" : message.sender;
+  return el("div", {
+    className: `hw-msg hw-msg--${look}${asking ? ` hw-msg--asking hw-system--${message.event}` : ""}`,
+    "data-sender": message.sender,
+    "data-event": asking ? message.event : null,
+  }, [avatar({ ...message, sender: look }), body]);
 }
 
-/** Refresh the parts of a message element that change after it is shown. */
-export function updateMessageElement(row, message, previous, isLast) {
+/** Refresh the parts of a message element that change after it is shown (a folded queue notice: its text too). */
+export function updateMessageElement(row, message, previous, repliesActive) {
   const continued = Boolean(
     previous && previous.sender === message.sender && message.sender !== "system" &&
       previous.agentName === message.agentName && message.timestamp - previous.timestamp < GROUP_WINDOW_MS,
@@ -93,5 +130,11 @@ export function updateMessageElement(row, message, previous, isLast) {
   const status = row.querySelector(".hw-status");
   if (status) status.textContent = message.pending ? "Sending…" : "";
   const replies = row.querySelector(".hw-quick-replies");
-  if (replies) replies.hidden = !isLast;
+  if (replies) replies.hidden = !repliesActive;
+  if (message.sender === "system" && row.dataset.event === "queue") {
+    const text = row.querySelector(".hw-system__text");
+    if (text && text.textContent !== message.text) text.textContent = message.text;
+    const time = row.querySelector(".hw-time");
+    if (time && time.getAttribute("datetime") !== new Date(message.timestamp).toISOString()) time.replaceWith(timeElement(message));
+  }
 }

@@ -1,14 +1,18 @@
 // The message model, and how bot payloads and history entries become messages.
 //
 // A message: { key, id, sender: "visitor"|"bot"|"agent"|"system", text, timestamp (ms),
-//   agentName, event, quickReplies: [{title, payload}], image: {src, alt}, payload, pending }
+//   agentName, event, reason, queue: {position, etaSeconds}, quickReplies: [{title, payload}],
+//   image: {src, alt}, payload, pending }
 //
 // Payloads have the shapes Rasa's socket.io output sends ({text}, {text, quick_replies},
 // {attachment}); agent and system turns add `metadata.handoff`: {sender: "agent"|"system",
-// event, agent: {name}, body (the agent's words without "Name: "), message_sid, timestamp}.
+// event, agent: {name}, body (the agent's words without "Name: "), message_sid, timestamp}; routing
+// notices add `reason` (unavailable: "closed" | "no_agents") or `position` and `eta_seconds` (queue),
+// and the offer carries its buttons as Rasa's `quick_replies`.
 
 export const SYSTEM_EVENTS = [
-  "connecting", "agent_joined", "agent_left", "chat_closed", "visitor_left", "bot_resumed", "relay_failed",
+  "connecting", "agent_joined", "agent_left", "chat_closed", "visitor_left", "bot_resumed", "relay_failed", "too_fast",
+  "unavailable", "offer", "leave_message", "message_left", "stay", "queue", "not_accepted", "transferring",
 ];
 
 let counter = 0;
@@ -64,6 +68,17 @@ function imageOf(data) {
   return src ? { src, alt: asText(payload.alt || payload.title || "Image") } : null;
 }
 
+function countOf(value) {
+  const number = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
+  return typeof number === "number" && isFinite(number) && number >= 0 ? number : null;
+}
+
+/** A queue notice's place in line and expected wait (either may be unknown: null). */
+function queueOf(handoff) {
+  const position = countOf(handoff.position);
+  return { position: position === null ? null : Math.round(position), etaSeconds: countOf(handoff.eta_seconds) };
+}
+
 function handoffOf(data) {
   const meta = data.metadata && typeof data.metadata === "object" ? data.metadata.handoff : null;
   return meta && typeof meta === "object" ? meta : {};
@@ -91,9 +106,12 @@ export function fromBotPayload(data, receivedAt = Date.now()) {
     timestamp,
     agentName: sender === "agent" ? agentNameOf(handoff.agent) || "Agent" : agentNameOf(handoff.agent),
     event: sender === "system" ? asText(handoff.event) : "",
-    quickReplies: sender === "bot" ? quickRepliesOf(data) : [],
+    // System notices may ask too: the offer after "unavailable" / "not_accepted" has buttons.
+    quickReplies: sender === "agent" ? [] : quickRepliesOf(data),
     image: imageOf(data),
   };
+  if (message.event === "unavailable") message.reason = asText(handoff.reason);
+  if (message.event === "queue") message.queue = queueOf(handoff);
   if (!message.text && !message.image && !message.quickReplies.length) return null; // unknown custom payload
   return finish(message);
 }
@@ -141,7 +159,8 @@ function fromTrackerBotEvent(entry) {
   const meta = (entry.metadata && entry.metadata.handoff) || {};
   const payload = { ...data, text: entry.text, timestamp: entry.timestamp };
   if (meta.role === "agent" || meta.role === "system") {
-    payload.metadata = { handoff: { ...meta, sender: meta.role, agent: { name: meta.agent } } };
+    const agent = meta.agent && typeof meta.agent === "object" ? meta.agent : { name: meta.agent };
+    payload.metadata = { handoff: { ...meta, sender: meta.role, agent } };
   }
   return fromBotPayload(payload, toMillis(entry.timestamp) || Date.now());
 }

@@ -4,6 +4,7 @@ import css from "./styles.css";
 import { el, initials } from "./dom.js";
 import { icon } from "./icons.js";
 import { messageElement, updateMessageElement } from "./message-view.js";
+import { dotKind, statusPanel, subtitleText } from "./status.js";
 
 const NEAR_BOTTOM_PX = 120;
 
@@ -17,7 +18,8 @@ function cssVariables(colors) {
 export class WidgetView {
   /**
    * @param {object} config resolved widget config
-   * @param {object} handlers onSend(text), onQuickReply(reply), onTalkToAgent(), onEndChat(),
+   * @param {object} handlers onSend(text), onQuickReply(reply), onTalkToAgent(), onEndChat() (also the
+   *   waiting panel's Cancel),
    *   onToggle(open), onInput(hasText), onDownload()
    */
   constructor(config, handlers) {
@@ -25,7 +27,7 @@ export class WidgetView {
     this.handlers = handlers;
     this.rows = new Map(); // message key -> element
     this.open = false;
-    this.handoff = { state: "bot", agentName: "" };
+    this.handoff = { state: "bot", phase: "bot", agentName: "" };
     this.online = true;
     this.bannerTimer = null;
   }
@@ -79,12 +81,16 @@ export class WidgetView {
     ]);
 
     this.banner = el("div", { className: "hw-banner", role: "status", "aria-live": "polite", hidden: true });
+    // Waiting for an agent (connecting, in the queue, being transferred): updated in place.
+    this.waitingTitle = el("strong", { className: "hw-waiting__title" });
+    this.waitingDetail = el("span", { className: "hw-waiting__detail" });
+    this.cancelButton = el("button", {
+      type: "button", className: "hw-cancel", title: "Stop waiting and end the chat", onclick: () => this.handlers.onEndChat(),
+    }, "Cancel");
     this.waiting = el("div", { className: "hw-waiting", hidden: true }, [
       el("span", { className: "hw-spinner", "aria-hidden": "true" }),
-      el("div", {}, [
-        el("strong", { text: "Connecting you to an agent…" }),
-        el("span", { text: "Please stay on this page. You can keep typing meanwhile." }),
-      ]),
+      el("div", { className: "hw-waiting__text", role: "status", "aria-live": "polite" }, [this.waitingTitle, this.waitingDetail]),
+      this.cancelButton,
     ]);
 
     this.welcome = el("div", { className: "hw-welcome" }, [
@@ -101,6 +107,13 @@ export class WidgetView {
 
     this.actionButton = el("button", { type: "button", className: "hw-action", onclick: () => this.onAction() });
     this.actionBar = el("div", { className: "hw-actions" }, this.actionButton);
+    // What the composer is for when it is not a chat line (leaving a message for the team).
+    this.promptTitle = el("strong", { className: "hw-prompt__title" });
+    this.promptDetail = el("span", { className: "hw-prompt__detail" });
+    this.prompt = el("div", { className: "hw-prompt", id: "hw-prompt", role: "status", hidden: true }, [
+      icon("message"),
+      el("div", { className: "hw-prompt__text" }, [this.promptTitle, this.promptDetail]),
+    ]);
 
     this.input = el("textarea", {
       id: "hw-input", className: "hw-input", rows: "1", placeholder: "Type your message…",
@@ -125,7 +138,7 @@ export class WidgetView {
 
     const panel = el("section", {
       id: "hw-panel", className: "hw-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title",
-    }, [header, this.banner, this.waiting, this.scroller, this.actionBar, this.composer]);
+    }, [header, this.banner, this.waiting, this.scroller, this.actionBar, this.prompt, this.composer]);
     panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
         event.stopPropagation();
@@ -189,6 +202,12 @@ export class WidgetView {
     const nearBottom = this.isNearBottom();
     const keep = new Set();
     let previous = null;
+    // Buttons stay usable until someone says something: notices after them (back with the bot...) don't count.
+    let activeReplies = -1;
+    messages.forEach((message, index) => {
+      if (message.quickReplies && message.quickReplies.length) activeReplies = index;
+      else if (message.sender !== "system") activeReplies = -1;
+    });
     messages.forEach((message, index) => {
       keep.add(message.key);
       let row = this.rows.get(message.key);
@@ -205,7 +224,7 @@ export class WidgetView {
         });
         this.rows.set(message.key, row);
       }
-      updateMessageElement(row, message, previous, index === messages.length - 1);
+      updateMessageElement(row, message, previous, index === activeReplies);
       if (this.log.children[index] !== row) this.log.insertBefore(row, this.log.children[index] || null);
       previous = message;
     });
@@ -229,9 +248,30 @@ export class WidgetView {
   }
 
   setHandoff(handoff) {
+    const previousPhase = this.handoff.phase;
     this.handoff = handoff;
     this.panel.dataset.handoff = handoff.state;
-    this.waiting.hidden = handoff.state !== "waiting";
+    this.panel.dataset.phase = handoff.phase;
+    const status = statusPanel(handoff);
+    const waiting = Boolean(status && status.kind === "waiting");
+    this.waiting.hidden = !waiting;
+    if (waiting) {
+      if (this.waitingTitle.textContent !== status.title) this.waitingTitle.textContent = status.title;
+      if (this.waitingDetail.textContent !== status.detail) this.waitingDetail.textContent = status.detail;
+    }
+    const prompt = Boolean(status && status.kind === "prompt");
+    this.prompt.hidden = !prompt;
+    this.composer.classList.toggle("hw-composer--prompt", prompt);
+    if (prompt) {
+      this.promptTitle.textContent = status.title;
+      this.promptDetail.textContent = status.detail;
+      this.input.setAttribute("aria-describedby", "hw-prompt");
+      this.input.placeholder = "Type your message for our team…";
+      if (previousPhase !== "leave_message" && this.open) this.input.focus();
+    } else {
+      this.input.removeAttribute("aria-describedby");
+      this.input.placeholder = "Type your message…";
+    }
     if (handoff.state === "agent") {
       this.avatar.replaceChildren(el("span", { className: "hw-header__initials", text: initials(handoff.agentName) }));
       this.avatar.classList.add("hw-header__avatar--agent");
@@ -246,17 +286,15 @@ export class WidgetView {
   updateAction() {
     const state = this.handoff.state;
     const withAgent = state === "agent" || state === "waiting";
+    // The waiting panel has its own Cancel; a message being left needs the composer only.
+    this.actionBar.hidden = state === "waiting" || this.handoff.phase === "leave_message";
     this.actionButton.replaceChildren(icon(withAgent ? "end" : "agent"), withAgent ? (state === "waiting" ? "Cancel and end chat" : "End chat") : "Talk to an agent");
     this.actionButton.classList.toggle("hw-action--end", withAgent);
   }
 
   updateSubtitle() {
-    let text = this.config.subtitle;
-    if (!this.online) text = "Reconnecting…";
-    else if (this.handoff.state === "waiting") text = "Waiting for an agent…";
-    else if (this.handoff.state === "agent") text = `You're chatting with ${this.handoff.agentName || "an agent"}`;
-    this.subtitle.textContent = text;
-    this.statusDot.className = `hw-dot hw-dot--${this.online ? this.handoff.state : "offline"}`;
+    this.subtitle.textContent = subtitleText(this.handoff, { online: this.online, fallback: this.config.subtitle });
+    this.statusDot.className = `hw-dot hw-dot--${dotKind(this.handoff, this.online)}`;
   }
 
   /** "offline" shows a lasting notice; "restored" a short one. */

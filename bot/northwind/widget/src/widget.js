@@ -146,9 +146,11 @@ export class HandoffWidget {
   receive(data) {
     const message = fromBotPayload(data);
     if (!message) return;
+    const shown = this.conversation.visible.length;
     if (!this.conversation.add(message)) return;
     this.showTypingFor(null); // whoever was typing has answered (or the chat moved on)
-    if (!this.view.open) this.addUnread(1);
+    // A queue update refreshes the notice already shown: nothing new to read.
+    if (!this.view.open && this.conversation.visible.length > shown) this.addUnread(1);
     this.render();
     this.emit("message", message);
   }
