@@ -293,16 +293,38 @@ def visitor_name(slots: Mapping[str, Any], visitor: Optional[Mapping[str, str]] 
     return DEFAULT_VISITOR_NAME
 
 
+LANGUAGE_SLOT = "language"
+MAX_LANGUAGE = 35  # BCP 47 tags are short: "en", "pt-BR", "zh-Hant-TW"
+
+
+def visitor_language(events: Iterable[Any], slots: Mapping[str, Any]) -> Optional[str]:
+    """The visitor's language for routing: the bot's `language` slot, else `metadata.language` of their latest message.
+
+    A front end sends the page's language (`<html lang>`) as message metadata; Flex routes on the
+    task attribute (e.g. to a queue of agents who speak it).
+    """
+    found = slots.get(LANGUAGE_SLOT)
+    if not isinstance(found, str) or not found.strip():
+        found = None
+        for raw in events:
+            event = _as_dict(raw)
+            if event.get("event") == "user":
+                value = (event.get("metadata") or {}).get("language")
+                found = value if isinstance(value, str) and value.strip() else found
+    return found.strip()[:MAX_LANGUAGE] if found else None
+
+
 def context(
     events: Iterable[Any], slots: Mapping[str, Any], intent: Optional[str] = None, visitor: Optional[Mapping[str, str]] = None
 ) -> Dict[str, Any]:
-    """Pre-engagement data for Flex: who (with what the channel knows of them), why, the transcript and the filled slots."""
+    """Pre-engagement data for Flex: who (what the channel knows of them, their language), why, the transcript and the slots."""
     events = list(events)
     lines = transcript(events)
     question = next((line["text"] for line in reversed(lines) if line["from"] == "visitor"), "")
     found: Dict[str, Any] = {
         "friendlyName": visitor_name(slots, visitor),
         "visitor": dict(visitor or {}),
+        "language": visitor_language(events, slots),
         "question": _clipped(question),
         "intent": intent or latest_intent(events),
         "transcript": [],

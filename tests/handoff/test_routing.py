@@ -158,7 +158,10 @@ def test_an_agent_transfers_the_chat_and_the_visitor_sees_the_next_agent_by_name
     stack: Stack, agents: AgentDesk, visitors: Callable[[], Visitor]
 ) -> None:
     visitor = visitors()
-    task = handed_off(stack, visitor)
+    task = handed_off(stack, visitor, metadata={"language": "de"})  # the page's language, as a widget sends it
+    assert task["pre_engagement_data"]["language"] == "de"
+    if stack.mode == "interactions":  # the bot sets the task attributes itself
+        assert task["attributes"]["language"] == "de" and task["attributes"]["intent"] == "talk_to_agent"
     agents.accept(task["sid"], "alice")
     visitor.wait_for(event("agent_joined"), "alice joined")
     agents.send(task["sid"], "Let me get my colleague who handles refunds.", "alice")

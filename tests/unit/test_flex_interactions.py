@@ -26,6 +26,7 @@ WEBHOOK = "https://bot.example.com/webhooks/flex/webhook?token=t"
 CONTEXT: Dict[str, Any] = {
     "friendlyName": "Ann",
     "visitor": {"email": "ann@example.com"},
+    "language": "de",
     "question": "Where is my order?",
     "intent": "human_handoff",
     "transcript": [{"from": "visitor", "text": f"line {n}"} for n in range(8)],
@@ -52,19 +53,23 @@ def test_the_task_carries_who_why_and_the_latest_lines_plus_what_flex_reads() ->
         unique_name="handoff-1",
     )
     attributes = interaction_task_attributes(new, "CH1")
-    assert attributes == {
-        "handoff_ref": "handoff-1",
-        "name": "Ann",
-        "customerName": "Ann",
-        "channelType": "web",
-        "conversationSid": "CH1",
-        "visitor": {"email": "ann@example.com"},
-        "question": "Where is my order?",
-        "intent": "human_handoff",
-        "slots": {"order": "A-17"},
-        "transcript": CONTEXT["transcript"][-5:],
-        "transcript_omitted": 5,  # 3 left out here, 2 already before
-    }
+    assert (
+        attributes
+        == {
+            "handoff_ref": "handoff-1",
+            "name": "Ann",
+            "customerName": "Ann",
+            "channelType": "web",
+            "conversationSid": "CH1",
+            "visitor": {"email": "ann@example.com"},
+            "language": "de",  # Flex routes on it, e.g. to agents who speak it
+            "question": "Where is my order?",
+            "intent": "human_handoff",
+            "slots": {"order": "A-17"},
+            "transcript": CONTEXT["transcript"][-5:],
+            "transcript_omitted": 5,  # 3 left out here, 2 already before
+        }
+    )
 
 
 def test_accept_timeout_is_the_tasks_ttl_in_whole_seconds() -> None:

@@ -66,6 +66,18 @@ def test_context_has_intent_transcript_and_only_shareable_slots() -> None:
     assert SENDER not in str(data)
 
 
+def test_the_visitors_language_comes_from_the_bots_slot_else_the_front_ends_metadata() -> None:
+    said = [
+        {"event": "user", "text": "hola", "metadata": {"language": "es"}},
+        {"event": "user", "text": "necesito ayuda", "metadata": {"language": " es-MX "}},
+        {"event": "user", "text": "ok", "metadata": {}},
+    ]
+    assert handoff.context(said, {})["language"] == "es-MX"  # the latest the page said, trimmed
+    assert handoff.context(said, {"language": "fr"})["language"] == "fr"  # the bot knows better
+    assert handoff.context(EVENTS, {})["language"] is None
+    assert handoff.visitor_language([{"event": "user", "metadata": {"language": "x" * 99}}], {}) == "x" * 35
+
+
 def test_a_long_conversations_context_fits_flex_with_its_latest_turns() -> None:
     """Flex keeps the context in the chat's attributes (16 KiB at most): thousands of turns must not make the handoff fail."""
     events = [e for n in range(3000) for e in (UserUttered(f"question {n} " + "x" * 50), BotUttered(f"answer {n}"))]

@@ -89,6 +89,7 @@ def interaction_task_attributes(new: NewChat, conversation_sid: str) -> Dict[str
         "channelType": "web",
         "conversationSid": conversation_sid,
         "visitor": data.get("visitor") or {},
+        "language": data.get("language"),
         "question": data.get("question") or "",
         "intent": data.get("intent"),
         "slots": data.get("slots") or {},
