@@ -249,6 +249,11 @@ async def test_several_waiting_visitors_each_learn_their_place_and_wait(sandbox:
     settings = settings_of(sandbox)
     routing = FlexRouting(client, settings)
     chats = ConversationsChats(client, settings)
+
+    def now_reading() -> FlexRouting:
+        """A fresh reader: one instance reads a queue at most once a second (QUEUE_VIEW_SECONDS), as a waiting room round does."""
+        return FlexRouting(client, settings)
+
     first, second, third = [await start_chat(chats, name) for name in ("Ann", "Ben", "Cem")]
     places = [await routing.waiting(chat) for chat in (first, second, third)]
     assert [(p.state, p.position, p.eta_seconds) for p in places] == [(WAITING, 1, None), (WAITING, 2, None), (WAITING, 3, None)]
@@ -259,18 +264,34 @@ async def test_several_waiting_visitors_each_learn_their_place_and_wait(sandbox:
     go(sandbox, "alice", True)
     agent(sandbox, "POST", f"/agent/api/tasks/{task_view(sandbox, first)['sid']}/accept", {"agent": "alice"})
     go(sandbox, "alice", False)
-    assert await routing.waiting(first) == Waiting(state=ASSIGNED, task_sid=places[0].task_sid)
-    assert await routing.waiting(second) == Waiting(state=WAITING, position=1, eta_seconds=2, task_sid=places[1].task_sid)
-    assert (await routing.waiting(third)).eta_seconds == 4  # two rounds of one agent
+    assert await now_reading().waiting(first) == Waiting(state=ASSIGNED, task_sid=places[0].task_sid)
+    assert await now_reading().waiting(second) == Waiting(state=WAITING, position=1, eta_seconds=2, task_sid=places[1].task_sid)
+    assert (await now_reading().waiting(third)).eta_seconds == 4  # two rounds of one agent
     go(sandbox, "bob", True)
     go(sandbox, "carol", True)
-    assert (await routing.waiting(third)).eta_seconds == 2  # two agents free: both in the first round
+    assert (await now_reading().waiting(third)).eta_seconds == 2  # two agents free: both in the first round
 
     # The second visitor leaves while waiting: the task is canceled, the third moves up.
     await chats.close_chat(second)
-    gone = await routing.waiting(second)
+    gone = await now_reading().waiting(second)
     assert gone.state == GONE and gone.position is None and gone.reason
-    assert (await routing.waiting(third)).position == 1
+    assert (await now_reading().waiting(third)).position == 1
+    await client.http_client.close()
+
+
+async def test_visitors_waiting_in_one_queue_share_one_read_of_it_per_round(sandbox: Sandbox) -> None:
+    client = sandbox.async_client()
+    settings = settings_of(sandbox)
+    chats = ConversationsChats(client, settings)
+    first, second = [await start_chat(chats, name) for name in ("Dee", "Eve")]
+    routing = FlexRouting(client, settings)
+    before = [await routing.waiting(chat) for chat in (first, second)]
+    await chats.close_chat(first)
+    # Within the round the queue's read stands (the second visitor is not told twice within a second)...
+    assert (await routing.waiting(second)).position == before[1].position
+    # ...and the next read sees the queue move.
+    assert (await FlexRouting(client, settings).waiting(second)).position == before[1].position - 1
+    await chats.close_chat(second)
     await client.http_client.close()
 
 

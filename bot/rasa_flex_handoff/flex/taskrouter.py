@@ -13,6 +13,7 @@ import asyncio
 import json
 import math
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence
@@ -66,6 +67,25 @@ class Waiting:
     eta_seconds: Optional[int] = None
     reason: Optional[str] = None
     task_sid: Optional[str] = None
+
+
+# How long a read of a queue (its waiting tasks and statistics) serves every visitor waiting in it.
+QUEUE_VIEW_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class QueueView:
+    """A queue as read at `read_at` (monotonic): its waiting task sids oldest first, free agents, average acceptance."""
+
+    queued: List[str]
+    available: int
+    average: Optional[float]
+    read_at: float
+
+    def waiting(self, position: int, *, reason: Optional[str] = None, task_sid: Optional[str] = None) -> Waiting:
+        """Waiting at `position` in this queue, with the ETA its free agents and acceptance history give."""
+        eta = estimate_wait(position, self.average, self.available)
+        return Waiting(state=WAITING, position=position, eta_seconds=eta, reason=reason, task_sid=task_sid)
 
 
 def estimate_wait(position: int, average_acceptance: Optional[float], available: int) -> Optional[int]:
@@ -146,6 +166,7 @@ class FlexRouting:
         self._workspace: Optional[str] = settings.flex_workspace_sid
         self._workflow: Optional[str] = settings.flex_workflow_sid
         self._queue: Optional[str] = settings.flex_task_queue_sid
+        self._views: Dict[str, QueueView] = {}
 
     def _ws(self, sid: str) -> Any:
         """The SDK's handle on the workspace (no request yet)."""
@@ -219,30 +240,30 @@ class FlexRouting:
         if task is None and chat.task_sid:
             return Waiting(state=GONE, reason="task deleted", task_sid=chat.task_sid)
         if task is None:
-            queue = await self.queue()
-            queued = await self._queued(queue)
-            position = len(queued) + 1
-            return await self._estimated(queue, position, reason="no task yet")
+            view = await self._view(await self.queue())
+            return view.waiting(len(view.queued) + 1, reason="no task yet")
         if task.assignment_status in QUEUED_STATUSES:
-            queue = task.task_queue_sid or await self.queue()
-            position = queue_position(await self._queued(queue), task.sid)
-            return await self._estimated(queue, position, task_sid=task.sid)
+            view = await self._view(task.task_queue_sid or await self.queue())
+            return view.waiting(queue_position(view.queued, task.sid), task_sid=task.sid)
         if task.assignment_status in TAKEN_STATUSES:
             return Waiting(state=ASSIGNED, task_sid=task.sid)
         return Waiting(state=GONE, reason=task.reason or task.assignment_status, task_sid=task.sid)
 
-    async def _estimated(
-        self, queue: str, position: int, *, reason: Optional[str] = None, task_sid: Optional[str] = None
-    ) -> Waiting:
-        """Waiting at `position` in `queue`, with the ETA its free agents and acceptance history give."""
-        available, average = await asyncio.gather(self.available_agents(queue), self.average_acceptance(queue))
-        return Waiting(
-            state=WAITING,
-            position=position,
-            eta_seconds=estimate_wait(position, average, available),
-            reason=reason,
-            task_sid=task_sid,
+    async def _view(self, queue: str) -> QueueView:
+        """The queue as every waiting visitor reads it: read from TaskRouter at most once per QUEUE_VIEW_SECONDS.
+
+        The waiting room looks at each waiting visitor in turn; they share their queue's task list
+        and statistics, so a round costs one task lookup per visitor plus three calls, not four each.
+        """
+        cached = self._views.get(queue)
+        if cached is not None and time.monotonic() - cached.read_at < QUEUE_VIEW_SECONDS:
+            return cached
+        queued, available, average = await asyncio.gather(
+            self._queued(queue), self.available_agents(queue), self.average_acceptance(queue)
         )
+        view = QueueView(queued=queued, available=available, average=average, read_at=time.monotonic())
+        self._views[queue] = view
+        return view
 
     async def _queued(self, queue: str) -> List[str]:
         """The sids of the queue's pending and reserved tasks, oldest first."""
