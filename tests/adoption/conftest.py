@@ -45,7 +45,7 @@ from flex_sandbox.credentials import DEVELOPMENT
 from northwind.processes import ROOT, VENV_BIN, ServerProcess, free_port
 
 VARIANTS = ["domain-file", "domain-dir"]
-MODES = ["conversations", "legacy"]
+MODES = ["conversations", "interactions", "legacy"]
 AGENT = "alice"
 
 BASE_PYTHON = Path(getattr(sys, "_base_executable", "") or Path(sys.base_prefix) / "bin" / "python3")

@@ -54,28 +54,33 @@ class Flex:
     def end(self, task: Dict[str, Any]) -> Dict[str, Any]:
         return self.agent_api("POST", f"/agent/api/tasks/{task['sid']}/end", {"agent": AGENT})
 
+    @property
+    def on_conversations(self) -> bool:
+        """Conversations and Interactions chats are Conversations API conversations; legacy ones Programmable Chat channels."""
+        return self.mode != "legacy"
+
     def _channel(self, task: Dict[str, Any]) -> Any:
-        if self.mode == "conversations":
+        if self.on_conversations:
             return self.twilio.conversations.v1.conversations(task["channel_sid"])
         return self.twilio.chat.v2.services(task["service_sid"]).channels(task["channel_sid"])
 
     def say(self, task: Dict[str, Any], body: str) -> Any:
         """The agent's message, created over REST with webhooks on (as Flex's UI does through its SDK)."""
         messages = self._channel(task).messages
-        if self.mode == "conversations":
+        if self.on_conversations:
             return messages.create(author=AGENT, body=body, x_twilio_webhook_enabled="true")
         return messages.create(from_=AGENT, body=body, x_twilio_webhook_enabled="true")
 
     def transcript(self, task: Dict[str, Any]) -> List[Dict[str, str]]:
         """The chat's messages as Flex stores them: author and body."""
         found = self._channel(task).messages.list()
-        if self.mode == "conversations":
+        if self.on_conversations:
             return [{"author": m.author, "body": m.body} for m in found]
         return [{"author": m._from, "body": m.body} for m in found]  # twilio 8 names the author `_from` here
 
     def closed(self, task: Dict[str, Any]) -> bool:
         chat = self._channel(task).fetch()
-        if self.mode == "conversations":
+        if self.on_conversations:
             return chat.state == "closed"
         return (json.loads(chat.attributes or "{}").get("status") or "").upper() == "INACTIVE"
 
@@ -124,7 +129,10 @@ async def full_handoff(stack: Stack, mode: str) -> None:
         connecting = await visitor.wait_for_event("connecting", mark, timeout=45)
         assert connecting["text"].strip() and handoff_of(connecting)["sender"] == "system"
         task = await poll(lambda: next((t for t in flex.tasks() if t["sid"] not in known), None), "new Flex task")
-        assert task["mode"] == mode and task["status"] == "pending", task
+        # The sandbox names the chat's API: Interactions route Conversations chats.
+        assert task["mode"] == ("conversations" if flex.on_conversations else "legacy") and task["status"] == "pending", task
+        if mode == "interactions":  # the plugin routed it itself: Flex's interaction is on the task
+            assert task["attributes"]["flexInteractionSid"].startswith("KD"), task
         pre = task["pre_engagement_data"]
         pre = json.loads(pre) if isinstance(pre, str) else pre
         said = [line.get("text") for line in (pre or {}).get("transcript") or []]
