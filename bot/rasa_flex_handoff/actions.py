@@ -9,16 +9,17 @@ from __future__ import annotations
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import ActionExecuted, ActiveLoop, EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
+from twilio.rest import Client
 
 from rasa_flex_handoff import agent_chat, handoff, startup, waiting
 from rasa_flex_handoff.flex import FlexChat, FlexError, FlexMessage, flex_chats
-from rasa_flex_handoff.flex.taskrouter import FlexRouting
+from rasa_flex_handoff.flex.taskrouter import WAITING, FlexRouting, Waiting
 from rasa_flex_handoff.settings import Settings, settings_from_env
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ class ActionHandoffToAgent(Action):
         # The chat details and access token only for a client that asked, over a channel that can carry them.
         details = {"handoff": token_payload(settings, chat)} if capabilities.access_token else None
         say(dispatcher, domain, handoff.UTTER_CONNECTING, json_message=details, **notice("connecting", chat))
-        if place is not None and place.position is not None and place.state == "waiting":
+        if place is not None and place.position is not None and place.state == WAITING:
             tell_place(dispatcher, domain, waiting.queue_notice(place.position, place.eta_seconds, chat.channel_sid))
         events: List[EventType] = slot_events(handoff.start_slots(chat))
         if tracker.active_loop_name:
@@ -119,7 +120,7 @@ async def agents_available(routing: FlexRouting) -> Optional[int]:
         return None
 
 
-async def look_at_queue(routing: FlexRouting, chat: FlexChat) -> Optional[Any]:
+async def look_at_queue(routing: FlexRouting, chat: FlexChat) -> Optional[Waiting]:
     """The chat's place in Flex's queue now; None when TaskRouter could not say (the visitor is simply not told)."""
     try:
         return await routing.waiting(chat)
@@ -133,11 +134,16 @@ def tell_place(dispatcher: CollectingDispatcher, domain: DomainDict, found: wait
     say(dispatcher, domain, found.response, **found.variables, **found.metadata)
 
 
+def offer(dispatcher: CollectingDispatcher, domain: DomainDict) -> None:
+    """Offer to leave a message or stay with the bot (the response's buttons; `HandoffPolicy` runs either choice)."""
+    say(dispatcher, domain, handoff.UTTER_OFFER, **notice("offer"))
+
+
 def unavailable(dispatcher: CollectingDispatcher, domain: DomainDict, tracker: Tracker, reason: str) -> List[EventType]:
     """Nobody can take a chat now (`reason` closed | no_agents): say why, offer a message or the bot; no chat is made."""
     response = handoff.UTTER_CLOSED if reason == "closed" else handoff.UTTER_NO_AGENTS
-    say(dispatcher, domain, response, **handoff.handoff_metadata("system", event="unavailable", reason=reason))
-    say(dispatcher, domain, handoff.UTTER_OFFER, **handoff.handoff_metadata("system", event="offer"))
+    say(dispatcher, domain, response, **notice("unavailable", reason=reason))
+    offer(dispatcher, domain)
     return [ActiveLoop(None)] if tracker.active_loop_name else []
 
 
@@ -148,7 +154,7 @@ class ActionHandoffLeaveMessage(Action):
         return "action_handoff_leave_message"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        say(dispatcher, domain, handoff.UTTER_ASK_MESSAGE, **handoff.handoff_metadata("system", event="leave_message"))
+        say(dispatcher, domain, handoff.UTTER_ASK_MESSAGE, **notice("leave_message"))
         return [SlotSet(handoff.STATUS_SLOT, handoff.MESSAGE)]
 
 
@@ -161,7 +167,7 @@ class ActionHandoffTakeMessage(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         text = (tracker.latest_message.get("text") or "").strip()
         if not text:
-            say(dispatcher, domain, handoff.UTTER_ASK_MESSAGE, **handoff.handoff_metadata("system", event="leave_message"))
+            say(dispatcher, domain, handoff.UTTER_ASK_MESSAGE, **notice("leave_message"))
             return []
         settings = settings_from_env()
         capabilities = handoff.capabilities_of(tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret)
@@ -176,7 +182,7 @@ class ActionHandoffTakeMessage(Action):
             say(dispatcher, domain, handoff.UTTER_FAILED)
             return [SlotSet(handoff.STATUS_SLOT, None)]
         logger.info("visitor left a message: Flex task %s", task)
-        say(dispatcher, domain, handoff.UTTER_MESSAGE_LEFT, **handoff.handoff_metadata("system", event="message_left"))
+        say(dispatcher, domain, handoff.UTTER_MESSAGE_LEFT, **notice("message_left"))
         return [SlotSet(handoff.STATUS_SLOT, None)]
 
 
@@ -187,13 +193,13 @@ class ActionHandoffStay(Action):
         return "action_handoff_stay"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
-        say(dispatcher, domain, handoff.UTTER_STAY, **handoff.handoff_metadata("system", event="stay"))
+        say(dispatcher, domain, handoff.UTTER_STAY, **notice("stay"))
         return [SlotSet(handoff.STATUS_SLOT, None)] if tracker.get_slot(handoff.STATUS_SLOT) else []
 
 
-def notice(event: str, chat: Optional[FlexChat] = None) -> Dict[str, Any]:
+def notice(event: str, chat: Optional[FlexChat] = None, **fields: Any) -> Dict[str, Any]:
     """Marks a bot turn as a handoff notice, so handoff-aware front ends can follow the chat's state."""
-    return handoff.handoff_metadata("system", event=event, channel_sid=chat.channel_sid if chat else None)
+    return handoff.handoff_metadata("system", event=event, channel_sid=chat.channel_sid if chat else None, **fields)
 
 
 def token_payload(settings: Settings, chat: FlexChat) -> Dict[str, Any]:
@@ -233,6 +239,8 @@ class ActionRelayToAgent(Action):
                 wait=settings.shell_wait if polls else 0.0,
                 relay_id=tracker.latest_message.get("message_id"),
             )
+            waits = polls and not (outcome.failure or outcome.closed or outcome.replies)
+            look = await look_again(client, settings, chat, tracker) if waits else None
         if outcome.failure:
             say(dispatcher, domain, handoff.UTTER_RELAY_FAILED, **notice("relay_failed"))
             return []
@@ -249,33 +257,50 @@ class ActionRelayToAgent(Action):
             events.append(SlotSet(handoff.LAST_INDEX_SLOT, float(outcome.last_index)))
             if outcome.replies and tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
                 events.append(SlotSet(handoff.STATUS_SLOT, handoff.ACTIVE))
-            elif tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING:
-                return events + await keep_waiting(dispatcher, tracker, domain, settings, chat)
+            elif look is not None:
+                return events + keep_waiting(dispatcher, tracker, domain, chat, look)
         return events
 
 
-async def keep_waiting(
-    dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict, settings: Settings, chat: FlexChat
-) -> List[EventType]:
-    """For a visitor still waiting on a channel without a waiting room (`rasa shell`, Rasa's own channels).
+async def look_again(
+    client: Client, settings: Settings, chat: FlexChat, tracker: Tracker
+) -> Optional[Tuple[Waiting, waiting.Verdict]]:
+    """A waiting visitor's place in Flex's queue and what it means; the chat is closed when nobody accepted in time.
 
-    Their place in line when it changed; when nobody accepted in time, the chat is closed and the
-    visitor offered a message or the bot, as the connector's waiting room does for its visitors.
+    For channels without a waiting room (`rasa shell`, Rasa's own channels), on the visitor's own
+    turn. None when the visitor does not wait or TaskRouter could not say.
     """
-    async with agent_chat.flex_client(settings) as client:
-        place = await look_at_queue(FlexRouting(client, settings), chat)
-        if place is None:
-            return []
-        verdict = waiting.verdict_on(place, tracker.events, time.time(), settings.accept_timeout)
-        if verdict is waiting.Verdict.GIVE_UP:
-            await agent_chat.end(flex_chats(client, settings, chat.mode), chat)
+    if tracker.get_slot(handoff.STATUS_SLOT) != handoff.PENDING:
+        return None
+    place = await look_at_queue(FlexRouting(client, settings), chat)
+    if place is None:
+        return None
+    verdict = waiting.verdict_on(place, tracker.events, time.time(), settings.accept_timeout)
+    if verdict is waiting.Verdict.GIVE_UP:
+        await agent_chat.end(flex_chats(client, settings, chat.mode), chat)
+    return place, verdict
+
+
+def keep_waiting(
+    dispatcher: CollectingDispatcher,
+    tracker: Tracker,
+    domain: DomainDict,
+    chat: FlexChat,
+    look: Tuple[Waiting, waiting.Verdict],
+) -> List[EventType]:
+    """What the visitor is told after `look_again`, as the connector's waiting room tells its visitors.
+
+    Their place in line when it changed; when nobody accepted in time, that, the offer of a message
+    or the bot, and the events that hand back to the bot.
+    """
+    place, verdict = look
     if verdict is waiting.Verdict.TELL and place.position is not None:
         tell_place(dispatcher, domain, waiting.queue_notice(place.position, place.eta_seconds, chat.channel_sid))
     if verdict is not waiting.Verdict.GIVE_UP:
         return []
     logger.info("nobody accepted Flex chat %s in time; bot resumes", chat.channel_sid)
-    say(dispatcher, domain, handoff.UTTER_NOT_ACCEPTED, **handoff.handoff_metadata("system", event=waiting.NOT_ACCEPTED_EVENT))
-    say(dispatcher, domain, handoff.UTTER_OFFER, **handoff.handoff_metadata("system", event="offer"))
+    say(dispatcher, domain, handoff.UTTER_NOT_ACCEPTED, **notice(waiting.NOT_ACCEPTED_EVENT))
+    offer(dispatcher, domain)
     return resume(tracker, domain)
 
 
