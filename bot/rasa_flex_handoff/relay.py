@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import aiohttp
 from rasa.core.agent import Agent
@@ -71,6 +71,14 @@ def _visitor_payloads(event: Event) -> List[Dict[str, Any]]:
     """What the visitor is shown for a recorded event (agent and system turns only)."""
     turn = payloads.from_bot_event(event.as_dict()) if isinstance(event, BotUttered) else None
     return [turn] if turn else []
+
+
+class History(NamedTuple):
+    """A conversation's turns for a front end, the `since` to ask from next, and whether the visitor waits for an agent."""
+
+    messages: List[Dict[str, Any]]
+    next: int
+    waiting: bool
 
 
 @dataclass
@@ -263,10 +271,8 @@ class Handoff:
         if self.waiting_room is not None and any(payloads.starts_waiting(p) for p in shown):
             self.waiting_room.enter(sender_id)
 
-    async def history(
-        self, agent: Agent, sender_id: str, channel: str, buttons_as: str, since: int = 0
-    ) -> Optional[Tuple[List[Dict[str, Any]], int]]:
-        """The conversation's turns from event `since` on and the next `since`, for a visitor of `channel`.
+    async def history(self, agent: Agent, sender_id: str, channel: str, buttons_as: str, since: int = 0) -> Optional[History]:
+        """The conversation's turns from event `since` on, for a visitor of `channel`.
 
         None when there is no such conversation on this channel: conversation ids of other
         channels (`default` for `rasa shell`, phone numbers, ...) are guessable and stay private.
@@ -278,7 +284,8 @@ class Handoff:
         if tracker is None or not started_on(tracker, channel):
             return None
         events = [event.as_dict() for event in tracker.events]
-        return payloads.history(events, buttons_as, start=since), len(events)
+        waits = tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING
+        return History(payloads.history(events, buttons_as, start=since), len(events), waits)
 
     async def chat_of(self, agent: Agent, sender_id: str) -> Optional[FlexChat]:
         """The Flex chat the conversation is handed off to, if any (read without the lock)."""

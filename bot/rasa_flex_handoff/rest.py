@@ -133,10 +133,9 @@ class RestInput(InputChannel):
             found = await self.handoff.history(agent, sender_id, self.name(), "buttons", since) if usable else None
             if found is None:
                 return response.json({"error": "no conversation of this channel has that sender"}, status=404)
-            entries, next_since = found
-            if waiting_room is not None and sender_id not in waiting_room and await self.handoff.chat_of(agent, sender_id):
-                waiting_room.enter(sender_id)  # e.g. after the replica that had them stopped; left at once unless waiting
-            return response.json({"messages": entries, "next": next_since}, headers={"Cache-Control": "no-store"})
+            if found.waiting:
+                waiting_room.enter(sender_id)  # e.g. after the replica that had them stopped: told here from now on
+            return response.json({"messages": found.messages, "next": found.next}, headers={"Cache-Control": "no-store"})
 
         async def deliver(sender_id: str, payloads: List[Dict[str, Any]]) -> None:
             # REST visitors read agent turns from /messages; the tracker already has them.

@@ -212,7 +212,7 @@ class SocketIOInput(InputChannel):
                 return response.json({"session_id": session_id, "messages": []}, status=404, headers=headers)
             if await catch_up(agent, session_id):
                 found = await self.handoff.history(agent, session_id, self.name(), "quick_replies") or found
-            return response.json({"session_id": session_id, "messages": found[0]}, headers=headers)
+            return response.json({"session_id": session_id, "messages": found.messages}, headers=headers)
 
         waiting_room = self.handoff.open_waiting_room(lambda: socketio_webhook.ctx.app.ctx.agent, deliver, output.name())
         self.handoff.add_webhook_route(socketio_webhook, deliver, output.name())
