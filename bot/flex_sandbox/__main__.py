@@ -47,7 +47,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         return
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sanic_compat.apply()
-    app = create_app(credentials_from_env(), None if args.in_memory else args.db)
+    try:
+        app = create_app(credentials_from_env(), None if args.in_memory else args.db)
+    except ValueError as e:  # a malformed setting (e.g. FLEX_SANDBOX_MEDIA_MAX_BYTES): say which, no traceback
+        parser.exit(2, f"flex-sandbox: {e}\n")
     logging.getLogger("flex_sandbox").info(
         "Flex sandbox on http://%s:%d (agent desktop /agent), state %s",
         args.host,

@@ -11,11 +11,12 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from flex_sandbox import tasks
+from flex_sandbox import media, media_rest, tasks
 from flex_sandbox.account import Account
 from flex_sandbox.faults import Fault, Faults, FaultSpecError
+from flex_sandbox.media import MediaSettings
 from flex_sandbox.tasks import AgentError
-from flex_sandbox.wire import reply
+from flex_sandbox.wire import TwilioError, reply
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,21 @@ def agent_errors(handler: Handler) -> Handler:
     return wrapped
 
 
-def register(app: Sanic, account: Account, faults: Faults) -> None:
+def register(app: Sanic, account: Account, faults: Faults, media_settings: Optional[MediaSettings] = None) -> None:
     """Add the desktop, agent API and sandbox control routes."""
+    settings = media_settings or MediaSettings()
 
-    def route(uri: str, *methods: str) -> Callable[[Handler], Handler]:
+    def route(uri: str, *methods: str, stream: bool = False) -> Callable[[Handler], Handler]:
         def decorate(handler: Handler) -> Handler:
-            app.add_route(agent_errors(handler), uri, methods=list(methods), name="agent_" + handler.__name__)
+            app.add_route(agent_errors(handler), uri, methods=list(methods), name="agent_" + handler.__name__, stream=stream)
             return handler
 
         return decorate
+
+    def with_media_urls(request: Request, message: Dict[str, Any]) -> Dict[str, Any]:
+        """A message as the API shows it: each stored file with a fresh pre-signed URL (previews, downloads)."""
+        base = media_rest.base_url(request, settings)
+        return {**message, "media": media.with_urls(account, message["media"], base, settings.url_ttl)}
 
     @route("/agent", "GET")
     async def desktop(request: Request) -> HTTPResponse:
@@ -94,7 +101,22 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
 
     @route("/agent/api/tasks/<sid>/messages", "GET")
     async def task_messages(request: Request, sid: str) -> HTTPResponse:
-        return reply({"messages": tasks.transcript(account, sid)})
+        return reply({"messages": [with_media_urls(request, m) for m in tasks.transcript(account, sid)]})
+
+    @route("/agent/api/tasks/<sid>/media", "POST", stream=True)
+    async def task_send_file(request: Request, sid: str) -> HTTPResponse:
+        """multipart/form-data: `agent` and one `file` (its filename and Content-Type are kept)."""
+        try:
+            body = await media_rest.read_limited(request, settings.max_bytes + 64 * 1024)
+            content_type = request.headers.get("content-type")
+            if media.media_type(content_type) != "multipart/form-data":
+                raise AgentError(400, "send the file as multipart/form-data with fields agent and file")
+            upload = media.parse_upload(body, content_type, None)
+            agent = tasks.agent_name(media.form_field(body, content_type or "", "agent"))
+        except TwilioError as e:
+            raise AgentError(e.status, e.message) from None
+        message = tasks.send_file(account, sid, agent, upload.filename, upload.content_type, upload.content, settings.max_bytes)
+        return reply(with_media_urls(request, message), status=201)
 
     @route("/agent/api/tasks/<sid>/messages", "POST")
     async def task_send(request: Request, sid: str) -> HTTPResponse:
@@ -104,8 +126,14 @@ def register(app: Sanic, account: Account, faults: Faults) -> None:
 
     @route("/agent/api/tasks/<sid>/end", "POST")
     async def task_end(request: Request, sid: str) -> HTTPResponse:
-        agent = tasks.agent_name(json_body(request).get("agent"))
-        return reply(tasks.view(account, tasks.end(account, sid, agent)))
+        body = json_body(request)
+        agent = tasks.agent_name(body.get("agent"))
+        wrap_up = body.get("wrap_up", False)
+        if isinstance(wrap_up, str):  # a form post from curl
+            wrap_up = {"true": True, "false": False}.get(wrap_up.strip().lower(), wrap_up)
+        if not isinstance(wrap_up, bool):
+            raise AgentError(400, "wrap_up must be true or false")
+        return reply(tasks.view(account, tasks.end(account, sid, agent, wrap_up)))
 
     @route("/agent/api/tasks/<sid>/typing", "POST")
     async def task_typing(request: Request, sid: str) -> HTTPResponse:

@@ -13,10 +13,11 @@ from sanic.exceptions import MethodNotSupported, NotFound, PayloadTooLarge, Sani
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from flex_sandbox import agent, rest, routing_rest
+from flex_sandbox import agent, media_rest, rest, routing_rest
 from flex_sandbox.account import Account
 from flex_sandbox.credentials import Credentials
 from flex_sandbox.faults import Fault, Faults
+from flex_sandbox.media import MediaSettings
 from flex_sandbox.store import Store
 from flex_sandbox.wire import HOSTS, TwilioError, error_response, reply
 
@@ -67,6 +68,7 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
     app.config.GRACEFUL_SHUTDOWN_TIMEOUT = 1.0
     app.config.ACCESS_LOG = False
     app.config.FALLBACK_ERROR_FORMAT = "json"
+    media_settings = MediaSettings.from_env()  # before the store: a bad setting stops the start with its name
     store = Store(db_path)
     account = Account(credentials, store)
     faults = Faults()
@@ -82,8 +84,9 @@ def create_app(credentials: Credentials, db_path: Optional[str], name: str = "fl
         return response.redirect("/agent")
 
     rest.register(app, account)
+    media_rest.register(app, account, media_settings)
     routing_rest.register(app, account)
-    agent.register(app, account, faults)
+    agent.register(app, account, faults, media_settings)
 
     @app.middleware("request")
     async def guard(request: Request) -> Optional[HTTPResponse]:

@@ -11,7 +11,7 @@ from sanic import Sanic, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from flex_sandbox import chat, conversations, media
+from flex_sandbox import chat, conversations
 from flex_sandbox.account import Account, Actor
 from flex_sandbox.store import Doc
 from flex_sandbox.wire import Form, Paging, TwilioError, invalid, now_iso, reply
@@ -605,27 +605,6 @@ def register(app: Sanic, account: Account) -> None:
         store.delete("conversation_webhook", sid)
         log.info("webhook %s removed from conversation %s", sid, doc["sid"])
         return response.empty()
-
-    # -- Media Content Service (mcs.us1.twilio.com) ------------------------------
-    mbase = "/mcs.us1/v1/Services/<service_sid>/Media"
-
-    @route(mbase, "POST")
-    async def media_upload(request: Request, service_sid: str) -> HTTPResponse:
-        chat.service(account, service_sid)
-        uploaded = media.upload(account, service_sid, request.body or b"", request.headers.get("content-type"))
-        log.info("media %s uploaded to service %s (%d bytes)", uploaded["sid"], service_sid, uploaded["size"])
-        return created(media.render(uploaded))
-
-    @route(mbase + "/<sid>", "GET")
-    async def media_fetch(request: Request, service_sid: str, sid: str) -> HTTPResponse:
-        chat.service(account, service_sid)
-        return reply(media.render(media.fetch(account, service_sid, sid)))
-
-    @route(mbase + "/<sid>/Content", "GET")
-    async def media_content(request: Request, service_sid: str, sid: str) -> HTTPResponse:
-        chat.service(account, service_sid)
-        found = media.fetch(account, service_sid, sid)
-        return response.raw(media.content(found), content_type=found["content_type"])
 
     # address configurations
     @route("/conversations/v1/Configuration/Addresses", "GET")

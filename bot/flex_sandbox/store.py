@@ -36,6 +36,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     doc TEXT NOT NULL,
     account TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS blobs (
+    sid TEXT PRIMARY KEY,
+    account TEXT NOT NULL,
+    data BLOB NOT NULL
+);
 """
 ACCOUNT_INDEXES = """
 CREATE INDEX IF NOT EXISTS resources_account ON resources (account, kind, parent, seq);
@@ -217,6 +222,18 @@ class Store:
             ).fetchone()
         return int(row[0])
 
+    # -- blobs (uploaded media bytes, kept out of the JSON documents) -----------
+    def put_blob(self, account: str, sid: str, data: bytes) -> None:
+        """Store the bytes of resource `sid` of `account` (replacing any before)."""
+        with self.transaction():
+            self._db.execute("INSERT OR REPLACE INTO blobs (sid, account, data) VALUES (?, ?, ?)", (sid, account, data))
+
+    def blob(self, account: str, sid: str) -> Optional[bytes]:
+        """The bytes stored for resource `sid` of `account`, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT data FROM blobs WHERE sid = ? AND account = ?", (sid, account)).fetchone()
+        return bytes(row[0]) if row else None
+
     # -- webhook outbox -------------------------------------------------------
     def add_delivery(self, account: str, queue: str, doc: Doc) -> int:
         """Queue a webhook delivery of `account` durably; returns its id."""
@@ -291,6 +308,12 @@ class AccountStore:
 
     def count(self, kind: str, parent: str) -> int:
         return self.base.count(self.account, kind, parent)
+
+    def put_blob(self, sid: str, data: bytes) -> None:
+        self.base.put_blob(self.account, sid, data)
+
+    def blob(self, sid: str) -> Optional[bytes]:
+        return self.base.blob(self.account, sid)
 
     def add_delivery(self, queue: str, doc: Doc) -> int:
         return self.base.add_delivery(self.account, queue, doc)

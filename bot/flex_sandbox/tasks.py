@@ -11,7 +11,7 @@ import json
 import logging
 from typing import Any, Dict, List, Optional
 
-from flex_sandbox import chat, conversations, interactions, taskrouter
+from flex_sandbox import chat, conversations, interactions, media, taskrouter
 from flex_sandbox.account import Account, Actor, loads
 from flex_sandbox.store import Doc
 from flex_sandbox.wire import TwilioError, now_iso
@@ -188,15 +188,42 @@ def send(account: Account, sid: str, agent: str, body: Any) -> Doc:
     return view_message(t, message)
 
 
-def end(account: Account, sid: str, agent: str) -> Doc:
-    """End the chat: the agent leaves, the channel closes (legacy INACTIVE / conversation closed), the task completes."""
+def send_file(
+    account: Account, sid: str, agent: str, filename: Optional[str], content_type: Optional[str], data: bytes, max_bytes: int
+) -> Doc:
+    """What the Flex UI does when an agent attaches a file: upload it to MCS, then post a message naming it (MediaSid,
+    no body) through the same path as the REST API, so the visitor's side gets onMessageAdded / onMediaMessageSent."""
+    t = _chat_task(_assigned(account, sid, agent))
+    channel = _channel(account, t)
+    service_sid = channel["service_sid"] if t["_mode"] == "legacy" else channel["chat_service_sid"]
+    try:
+        uploaded = media.upload(account, service_sid, data, content_type, filename, author=agent, max_bytes=max_bytes)
+        if t["_mode"] == "legacy":
+            message = chat.post_message(account, channel, agent, None, "{}", Actor.agent(agent), uploaded["sid"])
+        else:
+            message = conversations.post_message(account, channel, agent, None, "{}", Actor.agent(agent), uploaded["sid"])
+    except TwilioError as e:
+        raise AgentError(409 if e.code == 50377 else e.status if e.status == 413 else 400, e.message) from None
+    log.info("agent file %s sent in task %s", uploaded["sid"], sid)
+    return view_message(t, message)
+
+
+def end(account: Account, sid: str, agent: str, wrap_up: bool = False) -> Doc:
+    """End the chat: the agent leaves, the channel closes (legacy INACTIVE / conversation closed), the task completes.
+
+    `wrap_up`: as Flex's UI does it, the task stays `wrapping` (the agent completes it later with `complete`), so
+    whatever is written to it after the chat (a survey answer in its attributes) still lands.
+    """
     t = _assigned(account, sid, agent)
     if not _is_chat(t):
         return complete(account, sid, agent)
     channel = _channel(account, t)
     actor = Actor.agent(agent)
+    if wrap_up:
+        t["_ended_by"] = agent
+        taskrouter.change_status(account, t, "wrapping")  # closing the chat below then leaves a wrapping task alone
     try:
-        _leave(account, t, channel, agent, actor)
+        _leave(account, t, channel, agent, actor, "wrapup" if wrap_up else "closed")
         if t["_mode"] == "legacy":
             chat.close(account, channel, actor)
         else:
@@ -208,8 +235,9 @@ def end(account: Account, sid: str, agent: str) -> Doc:
     return task(account, sid)
 
 
-def _leave(account: Account, t: Doc, channel: Doc, agent: str, actor: Actor) -> None:
-    """The agent leaves the chat (onMemberRemoved / onParticipantRemoved), the chat itself stays."""
+def _leave(account: Account, t: Doc, channel: Doc, agent: str, actor: Actor, status: str = "closed") -> None:
+    """The agent leaves the chat (onMemberRemoved / onParticipantRemoved), the chat itself stays; `status` is what
+    their interaction participant becomes (closed, or wrapup while they wrap up)."""
     if t["_mode"] == "legacy":
         members, _ = account.store.list("chat_member", parent=channel["sid"], where={"identity": agent}, limit=1)
         if members:
@@ -218,7 +246,7 @@ def _leave(account: Account, t: Doc, channel: Doc, agent: str, actor: Actor) -> 
         participants, _ = account.store.list("participant", parent=channel["sid"], where={"identity": agent}, limit=1)
         if participants:
             conversations.remove_participant(account, channel, participants[0], actor)
-    interactions.agent_left(account, t)
+    interactions.agent_left(account, t, status)
 
 
 def complete(account: Account, sid: str, agent: str) -> Doc:
@@ -302,14 +330,17 @@ def view_message(t: Doc, message: Doc) -> Dict[str, Any]:
     else:
         role = "system"
     attached = message.get("media") or []
+    attributes = loads(message.get("attributes"))
     return {
         "sid": message["sid"],
         "index": message["index"],
         "author": author,
         "role": role,
         "body": message.get("body") or "",
-        "attributes": loads(message.get("attributes")),
+        "attributes": attributes,
         "media": attached if isinstance(attached, list) else [attached],
+        # the bot's summary for the agent: flagged in its attributes, posted by an author who is not a participant
+        "summary": isinstance(attributes, dict) and attributes.get("handoff_summary") is True and role == "system",
         "date_created": message["date_created"],
     }
 
@@ -367,6 +398,16 @@ def view(account: Account, t: Doc, placed: Optional[Dict[str, int]] = None) -> D
         "transferred_from": t.get("_transferred_from"),
         "interaction_sid": t.get("_interaction_sid"),
         "interaction_channel_sid": t.get("_interaction_channel_sid"),
+        "chat_attributes": chat_attributes(account, t),
         "date_created": t["date_created"],
         "date_updated": t.get("date_updated") or now_iso(),
     }
+
+
+def chat_attributes(account: Account, t: Doc) -> Any:
+    """The attributes of the task's chat as they are now (the conversation's or the Chat channel's), parsed; None
+    for a message task or a chat that is gone. After the chat they carry what the bot wrote back (`handoff_survey`)."""
+    if not _is_chat(t):
+        return None
+    found = account.store.get("chat_channel" if t.get("_mode") == "legacy" else "conversation", t["_channel_sid"])
+    return loads(found.get("attributes")) if found else None

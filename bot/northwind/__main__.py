@@ -225,6 +225,7 @@ def main() -> int:
     # Every child sees the same addresses: the plugin finds the sandbox and its own public URL from these.
     os.environ.setdefault("PUBLIC_URL", f"http://{url_host(host)}:{args.rasa_port}")
     os.environ.setdefault("FLEX_SANDBOX_DB", str(state_dir / "flex-sandbox.db"))
+    os.environ.setdefault("HANDOFF_SURVEY", "on")  # the demo shows the survey after the agent chat (.env can turn it off)
     use_sandbox_unless_configured(host)
 
     plan = services(args.rasa_port, args.actions_port, args.shop_port, state_dir, host, auth_token)

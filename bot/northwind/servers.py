@@ -103,10 +103,28 @@ RASA_SOCKETIO_SHAPES = [{"text"}, {"text", "quick_replies"}, {"attachment"}]
 
 
 def off_contract(payload: Any) -> bool:
-    """Whether a `bot_uttered` payload is something a plain Rasa widget would not show."""
-    if not isinstance(payload, dict) or (set(payload) - {"metadata"}) not in RASA_SOCKETIO_SHAPES:
+    """Whether a `bot_uttered` payload is something a plain Rasa widget would not show.
+
+    An image in the handoff (payloads.py) comes as its name (`text`) and Rasa's image shape
+    (`attachment`) of the same file at once: a plain widget shows one of the two, either will do.
+    """
+    if not isinstance(payload, dict):
+        return True
+    keys = set(payload) - {"metadata"}
+    if keys == {"text", "attachment"} and _previews_its_file(payload):
+        keys = {"text"}
+    if keys not in RASA_SOCKETIO_SHAPES:
         return True
     return "text" in payload and not (isinstance(payload["text"], str) and payload["text"].strip())
+
+
+def _previews_its_file(payload: Dict[str, Any]) -> bool:
+    """Whether the payload's `attachment` is Rasa's image shape of the file its `metadata.handoff.attachment` names."""
+    image = payload.get("attachment")
+    shown = ((payload.get("metadata") or {}).get("handoff") or {}).get("attachment")
+    if not isinstance(image, dict) or not isinstance(shown, dict) or image.get("type") != "image":
+        return False
+    return bool(shown.get("url")) and (image.get("payload") or {}).get("src") == shown["url"]
 
 
 def flat(payload: Dict[str, Any]) -> Dict[str, Any]:
@@ -167,8 +185,59 @@ class AgentDesk:
     def typing(self, task_sid: str, agent: str = AGENT) -> None:
         self.request("POST", f"/agent/api/tasks/{task_sid}/typing", {"agent": agent})
 
-    def end(self, task_sid: str, agent: str = AGENT) -> Dict[str, Any]:
-        return self.request("POST", f"/agent/api/tasks/{task_sid}/end", {"agent": agent})
+    def end(self, task_sid: str, agent: str = AGENT, wrap_up: bool = False) -> Dict[str, Any]:
+        """End the chat; `wrap_up` leaves the task `wrapping` (as Flex's UI does) until `complete`."""
+        return self.request("POST", f"/agent/api/tasks/{task_sid}/end", {"agent": agent, "wrap_up": wrap_up})
+
+    def _task_sid(self, task_or_chat_sid: str) -> str:
+        """A task SID as given, or the task of a chat (CH…): its live one, else its newest."""
+        if not task_or_chat_sid.startswith("CH"):
+            return task_or_chat_sid
+        found = [t for t in self.tasks() if t["channel_sid"] == task_or_chat_sid]
+        live = [t for t in found if t["status"] != "ended"]
+        if not (live or found):
+            raise LookupError(f"no task for chat {task_or_chat_sid}")
+        return (live or found)[0]["sid"]
+
+    def send_file(
+        self, task_or_chat_sid: str, filename: str, content_type: str, data: bytes, agent: str = AGENT
+    ) -> Dict[str, Any]:
+        """The agent attaches a file, as in Flex's UI: uploaded to MCS, then a media message (MediaSid, no body).
+        Returns the message as the agent API shows it (`media[0]` has sid, filename, content_type, size, url)."""
+        r = requests.post(
+            f"{self.url}/agent/api/tasks/{self._task_sid(task_or_chat_sid)}/media",
+            data={"agent": agent},
+            files={"file": (filename, data, content_type)},
+            timeout=30,
+        )
+        r.raise_for_status()
+        return r.json()
+
+    def task(self, task_or_chat_sid: str) -> Dict[str, Any]:
+        """The task as the agent API shows it, with `attributes` (the TaskRouter task's) and `chat_attributes`."""
+        return self.request("GET", f"/agent/api/tasks/{self._task_sid(task_or_chat_sid)}")
+
+    def task_attributes(self, task_or_chat_sid: str) -> Dict[str, Any]:
+        """The TaskRouter task's attributes, parsed (what Flex Insights reads)."""
+        return self.task(task_or_chat_sid)["attributes"]
+
+    def chat_attributes(self, task_or_chat_sid: str) -> Any:
+        """The chat's own attributes now (the conversation's or the Chat channel's), parsed."""
+        return self.task(task_or_chat_sid)["chat_attributes"]
+
+    def media_messages(self, task_or_chat_sid: str) -> List[Dict[str, Any]]:
+        """The chat's messages that carry files (each `media` entry with a fresh pre-signed `url`)."""
+        return [m for m in self.transcript(self._task_sid(task_or_chat_sid)) if m["media"]]
+
+    def summary_messages(self, task_or_chat_sid: str) -> List[Dict[str, Any]]:
+        """The messages the desktop shows as the bot's summary card (attributes `handoff_summary: true`, no participant)."""
+        return [m for m in self.transcript(self._task_sid(task_or_chat_sid)) if m["summary"]]
+
+    def media_bytes(self, item: Dict[str, Any]) -> bytes:
+        """Download one `media` entry of a message through its pre-signed URL (no credentials, as a browser does)."""
+        r = requests.get(item["url"], timeout=30)
+        r.raise_for_status()
+        return r.content
 
     def available(self, agent: str = AGENT, on: bool = True) -> Dict[str, Any]:
         """Go available (`on`) or offline: the agent's TaskRouter worker changes activity."""

@@ -27,15 +27,17 @@ if TYPE_CHECKING:
     from rasa_flex_handoff.policy import HandoffPolicy
     from rasa_flex_handoff.rest import RestInput
     from rasa_flex_handoff.socketio import SocketIOInput
+    from rasa_flex_handoff.summary import Summary
 
 _PUBLIC = {
     "SocketIOInput": "rasa_flex_handoff.socketio",
     "RestInput": "rasa_flex_handoff.rest",
     "HandoffPolicy": "rasa_flex_handoff.policy",
     "ReplicaSafeRedisLockStore": "rasa_flex_handoff.lock_store",
+    "Summary": "rasa_flex_handoff.summary",  # what a bot's own summariser (HANDOFF_SUMMARISER) gets and may return
 }
 
-__all__ = ["HandoffPolicy", "ReplicaSafeRedisLockStore", "RestInput", "SocketIOInput", "__version__"]
+__all__ = ["HandoffPolicy", "ReplicaSafeRedisLockStore", "RestInput", "SocketIOInput", "Summary", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

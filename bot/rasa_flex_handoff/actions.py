@@ -7,6 +7,7 @@ name and Rasa words it, so a bot translates or rewords the handoff in its own do
 from __future__ import annotations
 
 import logging
+import re
 import time
 from datetime import UTC, datetime
 from typing import Any, Dict, List, Optional, Tuple
@@ -17,8 +18,8 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 from twilio.rest import Client
 
-from rasa_flex_handoff import agent_chat, handoff, startup, waiting
-from rasa_flex_handoff.flex import FlexChat, FlexError, FlexMessage, flex_chats
+from rasa_flex_handoff import after_chat, agent_chat, attachments, handoff, startup, transcript_mail, waiting
+from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexError, FlexMessage, flex_chats
 from rasa_flex_handoff.flex.taskrouter import WAITING, FlexRouting, Waiting
 from rasa_flex_handoff.settings import Settings, settings_from_env
 
@@ -102,7 +103,9 @@ class ActionHandoffToAgent(Action):
         logger.info("handoff started: %s chat %s", chat.mode, chat.channel_sid)
         # The chat details and access token only for a client that asked, over a channel that can carry them.
         details = {"handoff": token_payload(settings, chat)} if capabilities.access_token else None
-        say(dispatcher, domain, handoff.UTTER_CONNECTING, json_message=details, **notice("connecting", chat))
+        # Our channels take files during the chat: the widget learns the limits and where to upload.
+        files = attachments.limits(settings.attachment_max_bytes, settings.attachment_types, capabilities.webhook_path)
+        say(dispatcher, domain, handoff.UTTER_CONNECTING, json_message=details, **notice("connecting", chat, attachments=files))
         if place is not None and place.position is not None and place.state == WAITING:
             tell_place(dispatcher, domain, waiting.queue_notice(place.position, place.eta_seconds, chat.channel_sid))
         events: List[EventType] = slot_events(handoff.start_slots(chat))
@@ -171,11 +174,12 @@ class ActionHandoffTakeMessage(Action):
             return []
         settings = settings_from_env()
         capabilities = handoff.capabilities_of(tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret)
-        context = handoff.context(tracker.events, tracker.slots, None, capabilities.visitor)
+        visitor = handoff.known_visitor(capabilities, tracker.events, tracker.sender_id, settings.signing_secret)
+        context = handoff.context(tracker.events, tracker.slots, None, visitor)
         try:
             async with agent_chat.flex_client(settings) as client:
                 task = await FlexRouting(client, settings).leave_message(
-                    name=handoff.visitor_name(tracker.slots, capabilities.visitor), message=text, context=context
+                    name=handoff.visitor_name(tracker.slots, visitor), message=text, context=context
                 )
         except FlexError as e:
             logger.info("leaving a message failed: %s", e.reason)
@@ -231,8 +235,9 @@ class ActionRelayToAgent(Action):
         polls = not handoff.capabilities_of(metadata, tracker.sender_id, settings.signing_secret).webhook_path
         text = tracker.latest_message.get("text") or ""
         async with agent_chat.flex_client(settings) as client:
+            chats = flex_chats(client, settings, chat.mode)
             outcome = await agent_chat.relay(
-                flex_chats(client, settings, chat.mode),
+                chats,
                 chat,
                 text,
                 handoff.last_index(tracker.slots),
@@ -241,16 +246,19 @@ class ActionRelayToAgent(Action):
             )
             waits = polls and not (outcome.failure or outcome.closed or outcome.replies)
             look = await look_again(client, settings, chat, tracker) if waits else None
+            links = await media_links(chats, chat, outcome.replies)
         if outcome.failure:
             say(dispatcher, domain, handoff.UTTER_RELAY_FAILED, **notice("relay_failed"))
             return []
         events: List[EventType] = []
         for message in outcome.replies:
-            utter_flex_message(dispatcher, domain, message)
+            utter_flex_message(dispatcher, domain, message, links)
         if outcome.closed:
             say(dispatcher, domain, handoff.UTTER_AGENT_ENDED, **notice("chat_closed"))
             say(dispatcher, domain, handoff.UTTER_BOT_BACK, **notice("bot_resumed"))
-            return resume(tracker, domain) + ([] if outcome.delivered else answer_again(tracker))
+            if not outcome.delivered:  # the bot answers what the closed chat did not take, rather than ask
+                return resume(tracker, domain) + answer_again(tracker)
+            return resume(tracker, domain) + ask_after_chat(dispatcher, domain, tracker, settings)
         if polls:
             if not outcome.replies:
                 say(dispatcher, domain, handoff.UTTER_WAITING)
@@ -338,27 +346,155 @@ def answer_again(tracker: Tracker) -> List[EventType]:
     ]
 
 
-def utter_flex_message(dispatcher: CollectingDispatcher, domain: DomainDict, message: FlexMessage) -> None:
-    """An agent (or Flex system) message as a bot turn, marked in its metadata; a file stands in as the domain words it."""
+async def media_links(chats: FlexChats, chat: FlexChat, messages: List[FlexMessage]) -> Dict[str, str]:
+    """Temporary links to the files among these messages (media sid -> link), for channels that show text only.
+
+    A terminal opens such a link as it is (Twilio's `content_direct_temporary`, valid a few
+    minutes); a file whose link Twilio does not give is mentioned without one.
+    """
+    found: Dict[str, str] = {}
+    for media in (media for message in messages for media in message.media):
+        if not chat.service_sid:
+            break
+        try:
+            found[media.sid] = await chats.media_link(chat.service_sid, media.sid)
+        except FlexError as e:
+            logger.info("no link to a file of Flex chat %s: %s", chat.channel_sid, e.reason)
+    return found
+
+
+def filled(text: str, variables: Dict[str, str]) -> str:
+    """A response text with its `{name}` variables filled in, as Rasa fills them (unknown names stay as written)."""
+    return re.sub(r"\{(\w+)\}", lambda m: variables.get(m.group(1), m.group(0)), text)
+
+
+def utter_flex_message(
+    dispatcher: CollectingDispatcher, domain: DomainDict, message: FlexMessage, links: Optional[Dict[str, str]] = None
+) -> None:
+    """An agent (or Flex system) message as bot turns, marked in their metadata: its text, then each file as the domain words it.
+
+    A file is `utter_handoff_attachment` with `{filename}` and `{url}` (from `links`), spoken by the agent.
+    """
     if message.author == agent_chat.SYSTEM_AUTHOR:
         dispatcher.utter_message(
             text=message.body,
             **handoff.handoff_metadata("system", event="flex_system", message_sid=message.sid),
         )
         return
-    body: Optional[str] = message.body if message.body.strip() else None
-    if body is None and message.has_media:
-        body = domain_text(domain, handoff.UTTER_ATTACHMENT)
-        if body is None:
-            logger.error(
-                "the bot has no response %s: add it to the domain; the agent's file was not mentioned", handoff.UTTER_ATTACHMENT
-            )
-    if body is None:
-        return  # nothing a visitor could be shown
-    dispatcher.utter_message(
-        text=handoff.agent_text(message.author, body),
-        **handoff.handoff_metadata("agent", agent=message.author, body=body, message_sid=message.sid),
-    )
+    if message.body.strip():
+        dispatcher.utter_message(
+            text=handoff.agent_text(message.author, message.body),
+            **handoff.handoff_metadata("agent", agent=message.author, body=message.body, message_sid=message.sid),
+        )
+    wording = domain_text(domain, handoff.UTTER_ATTACHMENT) if message.media else None
+    if message.media and wording is None:
+        logger.error("the bot has no response %s: add it to the domain; the agent's file was not shown", handoff.UTTER_ATTACHMENT)
+        return
+    for media in message.media:
+        name = attachments.display_name(media.filename, media.content_type)
+        body = filled(wording or "", {"filename": name, "url": (links or {}).get(media.sid, "")}).strip()
+        file = attachments.recorded(name, attachments.normal_type(media.content_type), media.size, media.sid, None)
+        dispatcher.utter_message(
+            text=handoff.agent_text(message.author, body),
+            **handoff.handoff_metadata("agent", agent=message.author, body=body, message_sid=message.sid, attachment=file),
+        )
+
+
+class ActionHandoffAfterChat(Action):
+    """The visitor's answer to an after-chat question (`HandoffPolicy` runs it only for answers): record it, go on.
+
+    A rating or comment is recorded in the tracker (`handoff_survey`) and written to the ended
+    chat in Flex (its attributes and its task's); the transcript goes to the address asked for.
+    """
+
+    def name(self) -> str:
+        return "action_handoff_after_chat"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
+        settings = settings_from_env()
+        capabilities = handoff.capabilities_of(tracker.latest_message.get("metadata"), tracker.sender_id, settings.signing_secret)
+        status = tracker.get_slot(handoff.STATUS_SLOT)
+        found = after_chat.answer(
+            status,
+            tracker.latest_message.get("text"),
+            (tracker.latest_message.get("intent") or {}).get("name"),
+            after_chat.follow_up(settings),
+            handoff.known_visitor(capabilities, tracker.events, tracker.sender_id, settings.signing_secret).get("email"),
+        )
+        if found is None:  # not an answer after all (a stale prediction): the after-chat ends
+            return slot_events(handoff.cleared_slots())
+        chat = handoff.ended_chat(tracker.slots)
+        events: List[EventType] = []
+        if found.record and chat is not None:
+            answered = survey_answer(tracker.get_slot(handoff.SURVEY_SLOT), chat, found.record)
+            events.append(SlotSet(handoff.SURVEY_SLOT, answered))
+            await write_back(settings, chat, answered)
+        if found.thanks:
+            say(dispatcher, domain, handoff.UTTER_SURVEY_THANKS, **notice("survey_thanks"))
+        if found.send_to is not None:
+            await send_transcript(dispatcher, domain, settings, tracker, found.send_to)
+        if found.ask is None:
+            return events + slot_events(handoff.cleared_slots())
+        response, event = after_chat.QUESTIONS[found.ask]
+        say(dispatcher, domain, response, **notice(event))
+        return events + [SlotSet(handoff.STATUS_SLOT, found.ask)]
+
+
+def survey_answer(recorded: Any, chat: FlexChat, given: Dict[str, Any]) -> Dict[str, Any]:
+    """The chat's survey answer so far (`handoff_survey`, when it is this chat's) with what the visitor just gave."""
+    before = recorded if isinstance(recorded, dict) and recorded.get("chat") == chat.channel_sid else {}
+    return {"chat": chat.channel_sid, "rating": None, "comment": None, **before, **given}
+
+
+async def write_back(settings: Settings, chat: FlexChat, answer: Dict[str, Any]) -> None:
+    """The survey answer into the ended chat's task's attributes (and the chat's, where Flex takes them); failures are logged.
+
+    The task takes it until the agent completes their wrap-up; a closed conversation takes nothing.
+    """
+    value = {key: answer.get(key) for key in ("rating", "comment")}
+    async with agent_chat.flex_client(settings) as client:
+        chats = flex_chats(client, settings, chat.mode)
+        try:
+            if chats.annotates_ended_chats:
+                await chats.annotate(chat, handoff.SURVEY_SLOT, value)
+        except FlexError as e:
+            logger.warning("survey answer not written to Flex chat %s: %s", chat.channel_sid, e.reason)
+        try:
+            if not await FlexRouting(client, settings).annotate_task(chat, handoff.SURVEY_SLOT, value):
+                logger.info("Flex chat %s has no task to record the survey answer in", chat.channel_sid)
+        except FlexError as e:
+            logger.warning("survey answer not written to the task of Flex chat %s: %s", chat.channel_sid, e.reason)
+    logger.info("survey answer recorded for Flex chat %s", chat.channel_sid)
+
+
+async def send_transcript(
+    dispatcher: CollectingDispatcher, domain: DomainDict, settings: Settings, tracker: Tracker, to: str
+) -> None:
+    """Email the conversation's transcript; the visitor is told it went (to the masked address) or that it failed."""
+    smtp = settings.smtp
+    lines = tracker.get_slot(handoff.TRANSCRIPT_SLOT)
+    if smtp is None or not isinstance(lines, list):
+        return
+    message = transcript_mail.compose(lines, to, smtp.sender, zone=settings.business_hours.zone)
+    try:
+        await transcript_mail.send(message, smtp, settings.twilio_timeout)
+    except transcript_mail.TranscriptError as e:
+        logger.warning("transcript not sent: %s", e.reason)
+        say(dispatcher, domain, handoff.UTTER_TRANSCRIPT_FAILED, **notice("transcript_failed"))
+        return
+    logger.info("transcript sent by email")
+    say(dispatcher, domain, handoff.UTTER_TRANSCRIPT_SENT, email=transcript_mail.masked(to), **notice("transcript_sent"))
+
+
+def ask_after_chat(dispatcher: CollectingDispatcher, domain: DomainDict, tracker: Tracker, settings: Settings) -> List[EventType]:
+    """After the chat ended: the first after-chat question, and the slots that keep the chat until it is answered (or nothing)."""
+    follow_up = after_chat.follow_up(settings)
+    question = follow_up.first()
+    if question is None:
+        return []
+    response, event = after_chat.QUESTIONS[question]
+    say(dispatcher, domain, response, **notice(event))
+    return slot_events(handoff.after_chat_slots(tracker.slots, question, tracker.events if follow_up.transcript else None))
 
 
 class ActionEndHandoff(Action):
@@ -369,8 +505,8 @@ class ActionEndHandoff(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> List[EventType]:
         chat = handoff.chat_from_slots(tracker.slots)
+        settings = settings_from_env()
         if chat is not None:
-            settings = settings_from_env()
             async with agent_chat.flex_client(settings) as client:
                 closed = await agent_chat.end(flex_chats(client, settings, chat.mode), chat)
             if not closed:
@@ -380,7 +516,7 @@ class ActionEndHandoff(Action):
         say(dispatcher, domain, handoff.UTTER_BOT_BACK, **notice("bot_resumed"))
         if not handoff.is_active(tracker.slots):
             return slot_events(handoff.cleared_slots())  # not handed off: the bot's own dialogue goes on
-        return resume(tracker, domain)
+        return resume(tracker, domain) + ask_after_chat(dispatcher, domain, tracker, settings)
 
 
 # The action server's start: stop it here, naming what is missing, rather than fail each handoff.

@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Iterable, List, Mapping, Optional
 
 from twilio.rest import Client
 
-from rasa_flex_handoff import handoff
+from rasa_flex_handoff import handoff, summariser
 from rasa_flex_handoff.flex import ChatClosed, FlexChat, FlexChats, FlexError, FlexMessage, FlexParticipant
 from rasa_flex_handoff.settings import Settings
 from rasa_flex_handoff.twilio_http import twilio_client
@@ -48,19 +48,26 @@ async def start(
     capabilities: handoff.ChannelCapabilities,
     intent: Optional[str] = None,
 ) -> FlexChat:
-    """Create the visitor's Flex chat with the bot context, scoped webhook included when the channel takes them."""
+    """Create the visitor's Flex chat with the bot context, scoped webhook included when the channel takes them.
+
+    The agent learns who the visitor is (`handoff.known_visitor`) and reads the bot's summary
+    (summariser.py) first, in the chat and in its context.
+    """
     settings = chats.settings
     url = None
     if capabilities.webhook_path:
         url = handoff.webhook_url(settings.public_url, capabilities.webhook_path, sender_id, settings.signing_secret)
     events = list(events)
+    visitor = handoff.known_visitor(capabilities, events, sender_id, settings.signing_secret)
+    summary = await summariser.summary_for(settings.summariser, events, slots)
     return await chats.start_chat(
         identity=handoff.visitor_identity(sender_id, settings.signing_secret),
-        customer_name=handoff.visitor_name(slots, capabilities.visitor),
-        pre_engagement_data=handoff.context(events, slots, intent, capabilities.visitor),
+        customer_name=handoff.visitor_name(slots, visitor),
+        pre_engagement_data=handoff.context(events, slots, intent, visitor, summary.as_context()),
         webhook_url=url,
         unique_name=f"handoff-{uuid.uuid4().hex}",
         opening_message=handoff.opening_message(events),
+        summary=summary.text,
     )
 
 
@@ -77,8 +84,8 @@ class Relayed:
 
 
 def is_from_agent_side(message: FlexMessage, chat: FlexChat) -> bool:
-    """Everything not written by the visitor's own identity comes from the Flex side."""
-    return message.author != chat.identity
+    """Everything not written by the visitor's own identity comes from the Flex side, but the bot's summary for the agent."""
+    return message.author != chat.identity and not message.summary
 
 
 async def relay(

@@ -19,8 +19,8 @@ from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
 from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SlotSet, UserUttered, deserialise_events
 
-from rasa_flex_handoff import handoff, waiting
-from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
+from rasa_flex_handoff import after_chat, attachments, handoff, waiting
+from rasa_flex_handoff.flex import FlexChat, FlexMedia, FlexMessage, FlexParticipant
 from rasa_flex_handoff.flex_events import FlexEvent, Happening
 from rasa_flex_handoff.handoff import SessionRules
 
@@ -64,6 +64,7 @@ def on_flex_event(
     event: FlexEvent,
     rules: SessionRules = SessionRules(),
     chat_open: bool = False,
+    after: Optional[after_chat.FollowUp] = None,
 ) -> List[Step]:
     """The steps one Flex event takes in a conversation with these events and slots (none: ignore it).
 
@@ -73,7 +74,7 @@ def on_flex_event(
     all the tracker's events, not only the applied ones. A close resumes the bot in a new
     session started by the domain's `rules`. `chat_open` says the chat was seen open after an
     agent left it: with no agent left in it, the agent passed it on (a transfer), so the visitor
-    waits again for the next one.
+    waits again for the next one. `after` says which after-chat questions (after_chat.py) a close asks.
     """
     chat = handoff.chat_from_slots(slots)
     if chat is None or chat.channel_sid != event.channel_sid:
@@ -92,33 +93,42 @@ def on_flex_event(
         return _participant_change(chat, slots, event, seen, joined=False, passed_on=passed_on)
     if happening is Happening.CLOSED:
         logger.info("Flex chat %s closed by the agent side; bot resumes", chat.channel_sid)
-        return resume_bot(slots, rules, f"closed:{chat.channel_sid}")
+        return resume_bot(slots, rules, f"closed:{chat.channel_sid}", after, events)
     return []
 
 
 def _agent_message(chat: FlexChat, slots: Mapping[str, Any], event: FlexEvent, seen: Set[str]) -> List[Step]:
-    if not event.message_sid or event.message_sid in seen:
-        return []
+    if not event.message_sid or event.message_sid in seen or event.summary:
+        return []  # a retried webhook, or the bot's summary for the agent (never the visitor's)
     author = event.author or ""
-    turn: Step
+    steps: List[Step] = []
     if event.body.strip():
-        turn = BotUttered(
-            handoff.agent_text(author, event.body),
-            metadata=handoff.handoff_metadata(
-                "agent", agent=author, body=event.body, message_sid=event.message_sid, timestamp=event.timestamp
-            ),
+        steps.append(
+            BotUttered(
+                handoff.agent_text(author, event.body),
+                metadata=handoff.handoff_metadata(
+                    "agent", agent=author, body=event.body, message_sid=event.message_sid, timestamp=event.timestamp
+                ),
+            )
         )
-    elif event.has_media:
-        metadata = handoff.handoff_metadata("agent", agent=author, message_sid=event.message_sid, timestamp=event.timestamp)
-        turn = Notice(handoff.UTTER_ATTACHMENT, metadata, spoken_by=author)
-    else:
+    steps += [_agent_file(chat, event, author, media) for media in event.media]
+    if not steps:
         return []  # nothing a visitor could be shown
-    steps: List[Step] = [turn]
     if event.index is not None and event.index > handoff.last_index(slots):
         steps.append(SlotSet(handoff.LAST_INDEX_SLOT, float(event.index)))
     steps += _agent_is_there(slots)
     logger.info("agent message delivered for Flex chat %s", chat.channel_sid)
     return steps
+
+
+def _agent_file(chat: FlexChat, event: FlexEvent, author: str, media: FlexMedia) -> BotUttered:
+    """An agent's file as the visitor's turn: "Alice: invoice.pdf", the file recorded (no URL: payloads.py makes one)."""
+    name = attachments.display_name(media.filename, media.content_type)
+    attachment = attachments.recorded(name, attachments.normal_type(media.content_type), media.size, media.sid, chat.service_sid)
+    metadata = handoff.handoff_metadata(
+        "agent", agent=author, body=name, message_sid=event.message_sid, timestamp=event.timestamp, attachment=attachment
+    )
+    return BotUttered(handoff.agent_text(author, name), metadata=metadata)
 
 
 # What a participant event tells the visitor: (the notice's event, its response), by what happened.
@@ -178,18 +188,31 @@ def new_session(slots: Mapping[str, Any], rules: SessionRules = SessionRules()) 
     return [*deserialise_events(handoff.new_session(slots, rules)), ActionExecuted(ACTION_LISTEN_NAME)]
 
 
-def resume_bot(slots: Mapping[str, Any], rules: SessionRules = SessionRules(), key: Optional[str] = None) -> List[Step]:
+def resume_bot(
+    slots: Mapping[str, Any],
+    rules: SessionRules = SessionRules(),
+    key: Optional[str] = None,
+    after: Optional[after_chat.FollowUp] = None,
+    events: Iterable[Event] = (),
+) -> List[Step]:
     """The steps that end the handoff after the chat closed: the notice, cleared slots, the bot saying it is back, a new session.
 
     `slots` are the conversation's before the close: the new session keeps the visitor's (the
     domain's `rules` permitting). `key` records the close (like a message sid) so a repeated close
-    webhook is not shown twice.
+    webhook is not shown twice. `after`'s first question is asked in the new session, which keeps
+    the chat's slots (and, for the email, its transcript from `events`) until the visitor is done.
     """
     closed = handoff.handoff_metadata("system", event="chat_closed", message_sid=key)
     steps: List[Step] = [Notice(handoff.UTTER_AGENT_ENDED, closed)]
     steps += [SlotSet(name, value) for name, value in handoff.cleared_slots().items()]
     steps.append(Notice(handoff.UTTER_BOT_BACK, handoff.handoff_metadata("system", event="bot_resumed")))
     steps += new_session(slots, rules)
+    question = after.first() if after is not None else None
+    if after is not None and question is not None:
+        response, event = after_chat.QUESTIONS[question]
+        steps.append(Notice(response, handoff.handoff_metadata("system", event=event)))
+        kept = handoff.after_chat_slots(slots, question, events if after.transcript else None)
+        steps += [SlotSet(name, value) for name, value in kept.items()]
     return steps
 
 
@@ -240,7 +263,7 @@ def on_visitor_message(
     failed relay is recorded (the visitor did say it) with a notice that it did not reach the agent.
     """
     if closed:
-        return resume_bot(slots, rules)
+        return resume_bot(slots, rules)  # no after-chat question: the bot answers the message first
     steps: List[Step] = [
         UserUttered(
             message.text,
@@ -253,6 +276,46 @@ def on_visitor_message(
     if failed:
         steps.append(Notice(handoff.UTTER_RELAY_FAILED, handoff.handoff_metadata("system", event="relay_failed")))
     return steps
+
+
+def on_visitor_file(
+    chat: FlexChat,
+    attachment: Mapping[str, Any],
+    relay_id: str,
+    input_channel: str,
+    closed: bool,
+    slots: Mapping[str, Any],
+    rules: SessionRules = SessionRules(),
+) -> List[Step]:
+    """The steps after posting the visitor's file (`attachments.recorded`) to `chat`: their turn, or the bot back if closed.
+
+    The turn reads as the file's name, so every transcript and plain widget shows it; a closed
+    chat took nothing and the visitor is told, as after a text relay (the upload answers that no
+    agent is there). The relay id is the client's: `uploaded_turn` finds the turn again when the
+    upload is retried.
+    """
+    if closed:
+        return resume_bot(slots, rules)
+    handoff_meta = {"relayed_to": chat.channel_sid, "relay_id": relay_id, "attachment": dict(attachment)}
+    return [
+        UserUttered(
+            str(attachment.get("filename") or ""),
+            intent={"name": RELAYED_INTENT, "confidence": 1.0},
+            input_channel=input_channel,
+            message_id=relay_id,
+            metadata={"handoff": handoff_meta},
+        )
+    ]
+
+
+def uploaded_turn(events: Reversible[Event], relay_id: str) -> Optional[UserUttered]:
+    """The visitor's file turn recorded for this relay id, if an earlier try of the upload got that far."""
+    for event in reversed(events):
+        if isinstance(event, UserUttered):
+            meta = (event.metadata or {}).get("handoff") or {}
+            if meta.get("relay_id") == relay_id and meta.get("attachment"):
+                return event
+    return None
 
 
 def agents_recorded_in(events: Iterable[Event], chat: FlexChat) -> Dict[str, str]:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Dict, Mapping, Optional, Tuple
 
-from rasa_flex_handoff.flex import FlexChat, FlexMessage, channel_attributes_inactive
+from rasa_flex_handoff.flex import FlexChat, FlexMedia, FlexMessage, channel_attributes_inactive, media_of
+from rasa_flex_handoff.flex.chats import is_summary
 from rasa_flex_handoff.settings import CONVERSATIONS, INTERACTIONS, LEGACY
 
 MESSAGE_EVENTS = frozenset({"onMessageAdded", "onMessageSent", "onMediaMessageSent"})
@@ -51,7 +52,8 @@ class FlexEvent:
     identity: Optional[str]
     participant_sid: Optional[str]
     closed: bool
-    has_media: bool = False
+    media: Tuple[FlexMedia, ...] = ()  # the message's files (one, from Flex)
+    summary: bool = False  # the bot's summary for the agent (flex.chats.SUMMARY_ATTRIBUTE): never shown to the visitor
 
     @property
     def happening(self) -> Happening:
@@ -63,6 +65,11 @@ class FlexEvent:
         if self.type in LEAVE_EVENTS:
             return Happening.LEFT
         return Happening.CLOSED if self.closed else Happening.OTHER
+
+    @property
+    def has_media(self) -> bool:
+        """Whether the message carries a file."""
+        return bool(self.media)
 
     @property
     def who(self) -> Optional[str]:
@@ -90,7 +97,8 @@ class FlexEvent:
             identity=form.get("Identity"),
             participant_sid=form.get("ParticipantSid") or form.get("MemberSid"),
             closed=closed,
-            has_media=bool(form.get("MediaSid")) or form.get("Media") not in (None, "", "null", "[]"),
+            media=webhook_media(form),
+            summary=is_summary(form.get("Attributes")),
         )
 
     @classmethod
@@ -107,7 +115,8 @@ class FlexEvent:
             None,
             None,
             False,
-            has_media=message.has_media,
+            media=message.media,
+            summary=message.summary,
         )
 
     @classmethod
@@ -120,3 +129,19 @@ class FlexEvent:
     def chat_closed(cls, chat: FlexChat) -> FlexEvent:
         """The chat found closed, as its state-change webhook would have said it."""
         return cls("onConversationStateUpdated", chat.channel_sid, None, None, "", None, None, None, None, True)
+
+
+def webhook_media(form: Mapping[str, Optional[str]]) -> Tuple[FlexMedia, ...]:
+    """The files a message webhook names: Conversations' `Media` JSON list, or Programmable Chat's `MediaSid` fields."""
+    sid = form.get("MediaSid")
+    if sid:
+        size = form.get("MediaSize")
+        return (
+            FlexMedia(
+                sid,
+                form.get("MediaFilename") or None,
+                form.get("MediaContentType") or None,
+                int(size) if size and size.isdigit() else None,
+            ),
+        )
+    return media_of(form.get("Media"))

@@ -34,7 +34,21 @@ MODE_SLOT = "handoff_mode"
 SERVICE_SLOT = "handoff_service_sid"
 LAST_INDEX_SLOT = "handoff_last_index"
 INTERACTION_SLOT = "handoff_interaction"  # "KD…/UO…": the Flex interaction and its channel (interactions mode)
-HANDOFF_SLOTS = (STATUS_SLOT, CHANNEL_SLOT, IDENTITY_SLOT, MODE_SLOT, SERVICE_SLOT, LAST_INDEX_SLOT, INTERACTION_SLOT)
+# The visitor's survey answer for the latest chat: {"chat": CH…, "rating": 1-5, "comment": ...} (after_chat.py).
+SURVEY_SLOT = "handoff_survey"
+# The ended chat's transcript lines (`chat_transcript`), kept for the email while the after-chat questions run:
+# the new session the bot resumes in hides the chat from what a tracker store hands the action server.
+TRANSCRIPT_SLOT = "handoff_chat_transcript"
+HANDOFF_SLOTS = (
+    STATUS_SLOT,
+    CHANNEL_SLOT,
+    IDENTITY_SLOT,
+    MODE_SLOT,
+    SERVICE_SLOT,
+    LAST_INDEX_SLOT,
+    INTERACTION_SLOT,
+    TRANSCRIPT_SLOT,
+)
 NAME_SLOT = "visitor_name"
 
 # Every text the visitor reads from the handoff is one of these domain responses, so a bot
@@ -61,6 +75,14 @@ UTTER_QUEUE = "utter_handoff_queue"  # {position} in line, about {minutes} min
 UTTER_QUEUE_POSITION = "utter_handoff_queue_position"  # {position} in line, no estimate yet
 UTTER_NOT_ACCEPTED = "utter_handoff_not_accepted"  # nobody took the chat in time
 UTTER_TRANSFERRING = "utter_handoff_transferring"  # {agent} passed the chat on; waiting for the next agent
+# After the chat (after_chat.py): the survey (HANDOFF_SURVEY) and the transcript by email (HANDOFF_SMTP_URL).
+UTTER_SURVEY = "utter_handoff_survey"  # rate the chat 1-5 (buttons), or skip
+UTTER_SURVEY_COMMENT = "utter_handoff_survey_comment"  # anything to add? (skip button)
+UTTER_SURVEY_THANKS = "utter_handoff_survey_thanks"
+UTTER_TRANSCRIPT_OFFER = "utter_handoff_transcript_offer"  # email the transcript? (buttons)
+UTTER_ASK_EMAIL = "utter_handoff_ask_email"
+UTTER_TRANSCRIPT_SENT = "utter_handoff_transcript_sent"  # {email}, masked
+UTTER_TRANSCRIPT_FAILED = "utter_handoff_transcript_failed"
 RESPONSES = (
     UTTER_CONNECTING,
     UTTER_ALREADY,
@@ -84,6 +106,13 @@ RESPONSES = (
     UTTER_QUEUE_POSITION,
     UTTER_NOT_ACCEPTED,
     UTTER_TRANSFERRING,
+    UTTER_SURVEY,
+    UTTER_SURVEY_COMMENT,
+    UTTER_SURVEY_THANKS,
+    UTTER_TRANSCRIPT_OFFER,
+    UTTER_ASK_EMAIL,
+    UTTER_TRANSCRIPT_SENT,
+    UTTER_TRANSCRIPT_FAILED,
 )
 
 TALK_TO_AGENT_INTENT = "talk_to_agent"
@@ -130,23 +159,36 @@ class ChannelCapabilities:
     webhook_path: Optional[str] = None  # where Flex posts this chat's events, under PUBLIC_URL
     access_token: bool = False  # the client asked for the token and the channel can carry it
     visitor: Mapping[str, str] = field(default_factory=dict)  # who the visitor is, as the channel vouches
+    declared: Mapping[str, str] = field(default_factory=dict)  # who the visitor says they are (pre-engagement form)
 
 
 # What a channel may say about the visitor (SocketIOInput.visitor), each at most this long.
 VISITOR_FIELDS = ("name", "email", "customer_id")
 MAX_VISITOR_FIELD = 200
+# Message metadata our widget's optional pre-engagement form sends: {"name", "email"}, as the visitor typed them.
+PRE_ENGAGEMENT_KEY = "pre_engagement"
+DECLARED_FIELDS = ("name", "email")
 
 
-def visitor_fields(found: Any) -> Dict[str, str]:
-    """The known visitor fields of `found` that are non-empty strings, trimmed and capped."""
+def visitor_fields(found: Any, keys: Tuple[str, ...] = VISITOR_FIELDS) -> Dict[str, str]:
+    """The known visitor fields (`keys`) of `found` that are non-empty strings, trimmed and capped."""
     if not isinstance(found, Mapping):
         return {}
-    fields = {key: found.get(key) for key in VISITOR_FIELDS}
+    fields = {key: found.get(key) for key in keys}
     return {key: value.strip()[:MAX_VISITOR_FIELD] for key, value in fields.items() if isinstance(value, str) and value.strip()}
 
 
-def _capabilities_mac(sender_id: str, webhook_path: str, access_token: bool, visitor: Mapping[str, str], secret: str) -> str:
+def _capabilities_mac(
+    sender_id: str,
+    webhook_path: str,
+    access_token: bool,
+    visitor: Mapping[str, str],
+    secret: str,
+    declared: Optional[Mapping[str, str]] = None,
+) -> str:
     message = f"capabilities:{sender_id}:{webhook_path}:{int(access_token)}:{json.dumps(dict(visitor), sort_keys=True)}"
+    if declared:  # only then: a stamp without declared fields reads as before
+        message += f":declared:{json.dumps(dict(declared), sort_keys=True)}"
     return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
@@ -157,16 +199,19 @@ def declare_capabilities(
 
     The stamp is signed with the handoff secret: Rasa's own channels pass client metadata
     through untouched, so an unsigned claim (a webhook route, or who the visitor is) could be
-    forged by any visitor of those.
+    forged by any visitor of those. What the visitor typed into the pre-engagement form
+    (`metadata.pre_engagement`) is stamped as `declared`, apart from what the channel vouches for.
     """
     stamped: Dict[str, Any] = dict(metadata) if isinstance(metadata, Mapping) else {}
     wants_token = stamped.get(TOKEN_REQUEST_KEY) is True
     vouched = visitor_fields(visitor)
+    declared = visitor_fields(stamped.get(PRE_ENGAGEMENT_KEY), DECLARED_FIELDS)
     stamped[CAPABILITIES_KEY] = {
         "webhook_path": webhook_path,
         "access_token": wants_token,
         "visitor": vouched,
-        "signature": _capabilities_mac(sender_id, webhook_path, wants_token, vouched, secret),
+        **({"declared": declared} if declared else {}),
+        "signature": _capabilities_mac(sender_id, webhook_path, wants_token, vouched, secret, declared),
     }
     return stamped
 
@@ -178,11 +223,34 @@ def capabilities_of(metadata: Optional[Mapping[str, Any]], sender_id: str, secre
         return ChannelCapabilities()
     path, token, signature = found.get("webhook_path"), found.get("access_token") is True, found.get("signature")
     visitor = visitor_fields(found.get("visitor"))
+    declared = visitor_fields(found.get("declared"), DECLARED_FIELDS)
     if not isinstance(path, str) or not path.startswith("/webhooks/") or not isinstance(signature, str):
         return ChannelCapabilities()
-    if not hmac.compare_digest(signature, _capabilities_mac(sender_id, path, token, visitor, secret)):
+    if not hmac.compare_digest(signature, _capabilities_mac(sender_id, path, token, visitor, secret, declared)):
         return ChannelCapabilities()
-    return ChannelCapabilities(webhook_path=path, access_token=token, visitor=visitor)
+    return ChannelCapabilities(webhook_path=path, access_token=token, visitor=visitor, declared=declared)
+
+
+def known_visitor(
+    capabilities: ChannelCapabilities, events: Iterable[Any] = (), sender_id: str = "", secret: str = ""
+) -> Dict[str, Any]:
+    """Who the agent is told they talk to: what the channel vouched for (`verified`), else what the visitor declared.
+
+    `{"name", "email", "customer_id", "verified": true}` as vouched, or the pre-engagement form's
+    `{"name", "email", "verified": false}`, or `{}` when nothing is known. A form filled earlier
+    in the session counts too (its message's stamp is checked like the latest one's).
+    """
+    if capabilities.visitor:
+        return {**capabilities.visitor, "verified": True}
+    declared: Mapping[str, str] = capabilities.declared
+    if not declared and secret:
+        for raw in reversed(list(events)):
+            event = _as_dict(raw)
+            if event.get("event") == "user":
+                declared = capabilities_of(event.get("metadata"), sender_id, secret).declared
+                if declared:
+                    break
+    return {**declared, "verified": False} if declared else {}
 
 
 def is_active(slots: Mapping[str, Any]) -> bool:
@@ -261,6 +329,79 @@ def transcript(events: Iterable[Any]) -> List[Dict[str, Any]]:
     return lines
 
 
+# Notices left out of the transcript a visitor takes home: place-in-line updates (waiting.QUEUE_EVENT,
+# one every few seconds of waiting) and the bot saying it is back (the chat is over by then).
+_NOT_IN_CHAT_TRANSCRIPT = {"queue", "bot_resumed"}
+
+
+def chat_transcript(events: Iterable[Any], channel_sid: Optional[str] = None) -> List[Dict[str, Any]]:
+    """The transcript a visitor asks for after an agent chat: that chat, and the conversation with the bot that led to it.
+
+    From the start of the dialogue session in which the handoff began (earlier sessions are
+    other visits) to the chat's end: the first `handoff_status` that is neither pending nor
+    active (the closing notice, recorded before it, is in), or a new session. The chat is the
+    one in `channel_sid`, else the latest; none found: no lines. Lines are `transcript`'s, with
+    an agent's own words as `text` and their `name`, a file's name as `file`; payloads (buttons
+    the visitor pressed) and replayed turns are left out, and so are `_NOT_IN_CHAT_TRANSCRIPT`.
+    """
+    events = [_as_dict(raw) for raw in events]
+    session, status = 0, None  # where the current session began; its handoff_status
+    start: Optional[Tuple[int, int]] = None  # (session start, handoff start) of the chat
+    for index, event in enumerate(events):
+        if event.get("event") == "session_started":
+            session, status = index, None
+        elif event.get("event") == "slot" and event.get("name") == STATUS_SLOT:
+            status = event.get("value")
+        # A handoff begins where the chat's sid is set while pending (not where the after-chat keeps it set).
+        elif event.get("event") == "slot" and event.get("name") == CHANNEL_SLOT and status == PENDING and event.get("value"):
+            if channel_sid is None or event.get("value") == channel_sid:
+                start = (session, index)
+    if start is None:
+        return []
+    lines: List[Dict[str, Any]] = []
+    for index, event in enumerate(events[start[0] :], start[0]):
+        if index > start[1] and _chat_over(event):
+            break
+        lines += _chat_line(event)
+    return lines
+
+
+def _chat_over(event: Dict[str, Any]) -> bool:
+    """Whether this event, after the handoff began, is where the chat is over: a new session, or the status leaving the chat."""
+    if event.get("event") == "session_started":
+        return True
+    return event.get("event") == "slot" and event.get("name") == STATUS_SLOT and event.get("value") not in (PENDING, ACTIVE)
+
+
+def _chat_line(event: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """The event's line in `chat_transcript` ([] when it has none)."""
+    found = transcript([event])
+    if not found:
+        return []
+    line = found[0]
+    meta = (event.get("metadata") or {}).get("handoff") or {}
+    found_file = meta.get("attachment")
+    attachment: Dict[str, Any] = found_file if isinstance(found_file, dict) else {}
+    if line["from"] == "visitor" and (line["text"].startswith("/") or meta.get("replayed")):
+        return []
+    if line["from"] == "system" and meta.get("event") in _NOT_IN_CHAT_TRANSCRIPT:
+        return []
+    if attachment.get("filename"):
+        line["file"] = str(attachment["filename"])
+    if line["from"] == "agent":
+        name = str(meta.get("agent") or "")
+        prefix = agent_text(name, "")
+        body = meta.get("body")
+        if isinstance(body, str) and body.strip():
+            line["text"] = body
+        elif line.get("file"):
+            line["text"] = line["file"]
+        elif name and line["text"].startswith(prefix):
+            line["text"] = line["text"][len(prefix) :]
+        line["name"] = name
+    return [line]
+
+
 def latest_intent(events: Iterable[Any]) -> Optional[str]:
     """The intent of the visitor's latest message."""
     intent = None
@@ -285,8 +426,8 @@ def agent_text(agent: str, body: str) -> str:
     return f"{agent}: {body}" if agent else body
 
 
-def visitor_name(slots: Mapping[str, Any], visitor: Optional[Mapping[str, str]] = None) -> str:
-    """The name the agent sees: the bot's name slot, else the name the channel vouched for, else a neutral default."""
+def visitor_name(slots: Mapping[str, Any], visitor: Optional[Mapping[str, Any]] = None) -> str:
+    """The name the agent sees: the bot's name slot, else the visitor's (`known_visitor`), else a neutral default."""
     for name in (slots.get(NAME_SLOT), (visitor or {}).get("name")):
         if name and str(name).strip():
             return str(name).strip()[:64]
@@ -315,9 +456,16 @@ def visitor_language(events: Iterable[Any], slots: Mapping[str, Any]) -> Optiona
 
 
 def context(
-    events: Iterable[Any], slots: Mapping[str, Any], intent: Optional[str] = None, visitor: Optional[Mapping[str, str]] = None
+    events: Iterable[Any],
+    slots: Mapping[str, Any],
+    intent: Optional[str] = None,
+    visitor: Optional[Mapping[str, Any]] = None,
+    summary: Optional[Mapping[str, Any]] = None,
 ) -> Dict[str, Any]:
-    """Pre-engagement data for Flex: who (what the channel knows of them, their language), why, the transcript and the slots."""
+    """Pre-engagement data for Flex: who (`known_visitor`, their language), why (the bot's `summary`), the transcript, the slots.
+
+    `summary` is `Summary.as_context()` (summary.py): {text, intents, slots, trigger, bot_seconds}.
+    """
     events = list(events)
     lines = transcript(events)
     question = next((line["text"] for line in reversed(lines) if line["from"] == "visitor"), "")
@@ -327,6 +475,7 @@ def context(
         "language": visitor_language(events, slots),
         "question": _clipped(question),
         "intent": intent or latest_intent(events),
+        **({"summary": dict(summary)} if summary else {}),
         "transcript": [],
         "slots": shared_slots(slots),
         "source": "rasa",
@@ -388,6 +537,24 @@ def start_slots(chat: FlexChat, last_index: int = -1) -> Dict[str, Any]:
         LAST_INDEX_SLOT: float(last_index),
         INTERACTION_SLOT: chat.interaction,
     }
+
+
+def ended_chat(slots: Mapping[str, Any]) -> Optional[FlexChat]:
+    """The chat that just ended, while the visitor answers the after-chat questions (its slots stay set until then)."""
+    return None if slots.get(STATUS_SLOT) in (PENDING, ACTIVE, MESSAGE, None) else _chat_in(slots)
+
+
+def after_chat_slots(slots: Mapping[str, Any], status: str, events: Optional[Iterable[Any]] = None) -> Dict[str, Any]:
+    """Slot values while the visitor answers after-chat questions: the first question, the ended chat's slots (from `slots`)
+    and, when the transcript may be emailed (`events` given, the conversation before the chat ended), its lines."""
+    kept = (CHANNEL_SLOT, IDENTITY_SLOT, MODE_SLOT, SERVICE_SLOT, INTERACTION_SLOT)
+    found: Dict[str, Any] = {STATUS_SLOT: status, **{name: slots.get(name) for name in kept}}
+    if events is not None:
+        found[TRANSCRIPT_SLOT] = chat_transcript(events, slots.get(CHANNEL_SLOT))[-MAX_TRANSCRIPT_LINES:]
+    return found
+
+
+MAX_TRANSCRIPT_LINES = 500  # the latest lines of a very long chat
 
 
 def cleared_slots() -> Dict[str, None]:
@@ -478,7 +645,11 @@ def new_session(slots: Mapping[str, Any], rules: SessionRules = SessionRules()) 
 
 def chat_from_slots(slots: Mapping[str, Any]) -> Optional[FlexChat]:
     """The Flex chat this conversation is handed off to, if any."""
-    if not is_active(slots) or not slots.get(CHANNEL_SLOT) or not slots.get(MODE_SLOT):
+    return _chat_in(slots) if is_active(slots) else None
+
+
+def _chat_in(slots: Mapping[str, Any]) -> Optional[FlexChat]:
+    if not slots.get(CHANNEL_SLOT) or not slots.get(MODE_SLOT):
         return None
     return FlexChat(
         mode=slots[MODE_SLOT],

@@ -6,14 +6,49 @@ leave anything else to custom code. So every agent and system turn is a plain te
 (the agent's name in the text: "Alice: ...") and what a handoff-aware front end needs
 (who spoke, the notice's event, message sid, timestamp, the access token it asked for) goes
 under `metadata.handoff`. One module shapes live turns and history alike, so they cannot drift.
+
+A file (an agent's, or the visitor's own in history) is its name as text ("Alice: invoice.pdf")
+with `metadata.handoff.attachment` {url, filename, content_type, size, kind}; an image also
+comes in Rasa's own image shape (socket.io `attachment`, REST `image`) so stock widgets preview
+it. The URL is made here, when the turn is shown (`Link`), never stored: it leads to our
+media-file route, which hands out a fresh temporary link from Twilio.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
 
-# Recorded handoff metadata that stays on the server (routing bookkeeping).
-_SERVER_ONLY = ("role", "channel_sid", "participant_sid")
+from rasa_flex_handoff import attachments
+
+# Recorded handoff metadata that stays on the server (routing bookkeeping; the file is shown by `attachment_of`).
+_SERVER_ONLY = ("role", "channel_sid", "participant_sid", "attachment")
+
+# The link shown for a recorded file (`attachments.recorded`) in one conversation; None when none can be made.
+Link = Callable[[Mapping[str, Any]], Optional[str]]
+
+
+def attachment_of(recorded: Any, link: Optional[Link]) -> Optional[Dict[str, Any]]:
+    """A recorded file as the visitor is shown it: `url` (when a link can be made), `filename`, `content_type`, `size`, `kind`."""
+    if not isinstance(recorded, Mapping):
+        return None
+    content_type = recorded.get("content_type")
+    shown: Dict[str, Any] = {
+        "filename": attachments.display_name(recorded.get("filename"), content_type),
+        "content_type": content_type,
+        "size": recorded.get("size"),
+        "kind": attachments.kind_of(content_type),
+    }
+    url = link(recorded) if link is not None else None
+    return {"url": url, **shown} if url else shown
+
+
+def preview(shown: Optional[Mapping[str, Any]], buttons_as: str) -> Dict[str, Any]:
+    """An image with a link in Rasa's own shape, for stock widgets: socket.io's `attachment` (`quick_replies`), REST's `image`."""
+    if not shown or shown.get("kind") != "image" or not shown.get("url"):
+        return {}
+    if buttons_as == "quick_replies":
+        return {"attachment": {"type": "image", "payload": {"src": shown["url"]}}}
+    return {"image": shown["url"]}
 
 
 def handoff_of(metadata: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
@@ -38,11 +73,13 @@ def buttons_payload(buttons: Any, buttons_as: str) -> Dict[str, Any]:
 
 
 def as_socketio(payload: Dict[str, Any]) -> Dict[str, Any]:
-    """A payload made with REST's `buttons` in socket.io's shape (`quick_replies`), as Rasa's socket.io output sends them."""
-    if "buttons" not in payload:
+    """A payload in REST's shape (`buttons`, `image`) in socket.io's (`quick_replies`, `attachment`), as Rasa sends them."""
+    if "buttons" not in payload and "image" not in payload:
         return payload
-    rest = {key: value for key, value in payload.items() if key != "buttons"}
-    return {**rest, **buttons_payload(payload["buttons"], "quick_replies")}
+    rest = {key: value for key, value in payload.items() if key not in ("buttons", "image")}
+    if "image" in payload:
+        rest["attachment"] = {"type": "image", "payload": {"src": payload["image"]}}
+    return {**rest, **buttons_payload(payload.get("buttons"), "quick_replies")}
 
 
 def handoff_turn(
@@ -51,11 +88,13 @@ def handoff_turn(
     chat: Optional[Mapping[str, Any]] = None,
     buttons: Any = None,
     buttons_as: str = "buttons",
+    link: Optional[Link] = None,
 ) -> Dict[str, Any]:
     """An agent or system turn as Rasa's output would send a text (with buttons: the offer), the handoff in `metadata`.
 
     `handoff` is the turn's recorded metadata (`role` agent|system, `event`, `agent`, ...);
-    `chat` the Flex chat details with the access token, only for a client that asked for them.
+    `chat` the Flex chat details with the access token, only for a client that asked for them;
+    `link` makes the URL of a file the turn carries.
     """
     sender = "agent" if handoff.get("role") == "agent" else "system"
     public: Dict[str, Any] = {"sender": sender}
@@ -66,7 +105,10 @@ def handoff_turn(
         public["agent"] = {"name": public["agent"]}
     if chat:
         public["chat"] = dict(chat)
-    return {"text": text, **buttons_payload(buttons, buttons_as), "metadata": {"handoff": public}}
+    shown = attachment_of(handoff.get("attachment"), link)
+    if shown is not None:
+        public["attachment"] = shown
+    return {"text": text, **preview(shown, buttons_as), **buttons_payload(buttons, buttons_as), "metadata": {"handoff": public}}
 
 
 def is_handoff_message(message: Mapping[str, Any]) -> bool:
@@ -91,14 +133,26 @@ def from_bot_message(message: Mapping[str, Any], buttons_as: str) -> Dict[str, A
     )
 
 
-def from_bot_event(event: Mapping[str, Any], buttons_as: str = "buttons") -> Optional[Dict[str, Any]]:
+def from_bot_event(
+    event: Mapping[str, Any], buttons_as: str = "buttons", link: Optional[Link] = None
+) -> Optional[Dict[str, Any]]:
     """A recorded handoff turn (`BotUttered.as_dict()`) as the visitor gets it; None for ordinary bot turns.
 
     Never includes the access token: a recorded turn may be read again later (history).
     """
     meta = handoff_of(event.get("metadata"))
     buttons = (event.get("data") or {}).get("buttons")
-    return handoff_turn(event.get("text") or "", meta, None, buttons, buttons_as) if meta else None
+    return handoff_turn(event.get("text") or "", meta, None, buttons, buttons_as, link) if meta else None
+
+
+def visitor_turn(event: Mapping[str, Any], buttons_as: str, link: Optional[Link] = None) -> Dict[str, Any]:
+    """A recorded visitor turn (`UserUttered.as_dict()`) as their other tabs show it; a file as an agent's is shown."""
+    entry: Dict[str, Any] = {"sender": "visitor", "text": event.get("text")}
+    shown = attachment_of(handoff_of(event.get("metadata")).get("attachment"), link)
+    if shown is not None:
+        entry.update(preview(shown, buttons_as))
+        entry["metadata"] = {"handoff": {"sender": "visitor", "attachment": shown}}
+    return entry
 
 
 def _bot_turn(event: Mapping[str, Any], buttons_as: str) -> Optional[Dict[str, Any]]:
@@ -112,11 +166,13 @@ def _bot_turn(event: Mapping[str, Any], buttons_as: str) -> Optional[Dict[str, A
     return payload or None
 
 
-def history(events: Iterable[Mapping[str, Any]], buttons_as: str, start: int = 0) -> List[Dict[str, Any]]:
+def history(
+    events: Iterable[Mapping[str, Any]], buttons_as: str, start: int = 0, link: Optional[Link] = None
+) -> List[Dict[str, Any]]:
     """Visitor, bot, agent and system turns from event `start` on, for a front end that reloads.
 
     Each entry is the payload the visitor got live plus `sender`, `timestamp` and the tracker
-    event `index`; access tokens and other custom JSON are never included.
+    event `index`; access tokens and other custom JSON are never included. `link` makes files' URLs.
     """
     found: List[Dict[str, Any]] = []
     for index, event in enumerate(events):
@@ -126,9 +182,9 @@ def history(events: Iterable[Mapping[str, Any]], buttons_as: str, start: int = 0
         entry: Optional[Dict[str, Any]] = None
         if kind == "user":
             if (event.get("text") or "").strip() and not handoff_of(event.get("metadata")).get("replayed"):
-                entry = {"sender": "visitor", "text": event.get("text")}
+                entry = visitor_turn(event, buttons_as, link)
         elif kind == "bot":
-            turn = from_bot_event(event, buttons_as)
+            turn = from_bot_event(event, buttons_as, link)
             if turn is not None:
                 entry = {"sender": turn["metadata"]["handoff"]["sender"], **turn}
             else:

@@ -7,7 +7,8 @@ the others while `handoff_status` is pending/active, so those turns run
 
 When no agent could be had, it also runs the offer's choices in any bot, without rules: the
 "leave a message" button, the message the visitor then types (whatever NLU makes of it), and
-"stay with the bot".
+"stay with the bot". And after the chat, the answers to the survey and the transcript offer
+(after_chat.py); a visitor who moves on instead gets the bot's answer, and the after-chat ends.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.core.constants import ACTION_LISTEN_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.events import ActionExecuted, Event, SlotSet, UserUttered
 from rasa.shared.core.generator import TrackerWithCachedStates
 from rasa.shared.core.trackers import DialogueStateTracker
 
+from rasa_flex_handoff import after_chat
 from rasa_flex_handoff.domain_check import check_domain
-from rasa_flex_handoff.handoff import MESSAGE, STATUS_SLOT, is_active, is_end_chat, is_leave_message, is_stay
+from rasa_flex_handoff.handoff import MESSAGE, STATUS_SLOT, cleared_slots, is_active, is_end_chat, is_leave_message, is_stay
 
 RELAY_ACTION = "action_relay_to_agent"
 END_ACTION = "action_end_handoff"
@@ -35,13 +37,16 @@ HANDOFF_ACTION = "action_handoff_to_agent"
 LEAVE_MESSAGE_ACTION = "action_handoff_leave_message"
 TAKE_MESSAGE_ACTION = "action_handoff_take_message"
 STAY_ACTION = "action_handoff_stay"
-_OWN_ACTIONS = (RELAY_ACTION, END_ACTION, LEAVE_MESSAGE_ACTION, TAKE_MESSAGE_ACTION, STAY_ACTION)
+AFTER_CHAT_ACTION = "action_handoff_after_chat"
+_OWN_ACTIONS = (RELAY_ACTION, END_ACTION, LEAVE_MESSAGE_ACTION, TAKE_MESSAGE_ACTION, STAY_ACTION, AFTER_CHAT_ACTION)
 
 
 def action_for_turn(status: Optional[str], text: Optional[str], intent: Optional[str]) -> Optional[str]:
     """The handoff action a visitor turn needs with `handoff_status` = `status`, or None when the bot answers it."""
     if is_active({STATUS_SLOT: status}):
         return END_ACTION if is_end_chat(text, intent) else RELAY_ACTION
+    if status in after_chat.STATUSES and after_chat.is_answer(status, text, intent):
+        return AFTER_CHAT_ACTION
     if is_stay(text, intent):
         return STAY_ACTION
     if is_leave_message(text, intent):
@@ -49,6 +54,25 @@ def action_for_turn(status: Optional[str], text: Optional[str], intent: Optional
     if status == MESSAGE:
         return TAKE_MESSAGE_ACTION  # whatever they typed is the message
     return None
+
+
+def moved_on(tracker: DialogueStateTracker) -> List[Event]:
+    """The events that end the after-chat when the visitor's new turn does not answer its question (none otherwise).
+
+    The bot answers that turn as usual; the events go with whatever the bot's policies predict
+    (an ensemble applies every policy's mandatory events), so the question is not asked again.
+    """
+    status = tracker.get_slot(STATUS_SLOT)
+    if status not in after_chat.STATUSES:
+        return []
+    for event in reversed(tracker.events):
+        if isinstance(event, ActionExecuted):
+            return []  # not the turn's first prediction: the after-chat was ended (or answered) by then
+        if isinstance(event, UserUttered):
+            if after_chat.is_answer(status, event.text, (event.intent or {}).get("name")):
+                return []
+            return [SlotSet(name, value) for name, value in cleared_slots().items()]
+    return []
 
 
 def next_action(tracker: DialogueStateTracker) -> Optional[str]:
@@ -105,5 +129,5 @@ class HandoffPolicy(Policy):
         """Confidence 1.0 for the handoff action the tracker needs, all zeros otherwise."""
         action = next_action(tracker)
         if action is None or action not in domain.action_names_or_texts:
-            return self._prediction(self._default_predictions(domain))
+            return self._prediction(self._default_predictions(domain), events=moved_on(tracker))
         return self._prediction(confidence_scores_for(action, 1.0, domain))

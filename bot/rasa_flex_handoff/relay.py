@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple, Union
 
 import aiohttp
 from rasa.core.agent import Agent
@@ -24,9 +24,21 @@ from rasa.shared.core.events import BotUttered, Event, SlotSet
 from rasa.shared.core.trackers import DialogueStateTracker
 from sanic import Blueprint
 
-from rasa_flex_handoff import agent_chat, chat_state, handoff, notices, payloads, waiting, webhooks
+from rasa_flex_handoff import (
+    after_chat,
+    agent_chat,
+    attachments,
+    chat_state,
+    handoff,
+    media_routes,
+    notices,
+    payloads,
+    waiting,
+    webhooks,
+)
+from rasa_flex_handoff.attachments import Refusal, Upload
 from rasa_flex_handoff.chat_state import Step
-from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexError, flex_chats
+from rasa_flex_handoff.flex import ChatClosed, FlexChat, FlexChats, FlexError, FlexMedia, flex_chats
 from rasa_flex_handoff.flex.taskrouter import FlexRouting
 from rasa_flex_handoff.flex_events import FlexEvent, Happening
 from rasa_flex_handoff.history_access import MAX_SENDER_ID, started_on
@@ -67,9 +79,9 @@ def visitor_message(
     )
 
 
-def _visitor_payloads(event: Event) -> List[Dict[str, Any]]:
+def _visitor_payloads(event: Event, link: Optional[payloads.Link] = None) -> List[Dict[str, Any]]:
     """What the visitor is shown for a recorded event (agent and system turns only)."""
-    turn = payloads.from_bot_event(event.as_dict()) if isinstance(event, BotUttered) else None
+    turn = payloads.from_bot_event(event.as_dict(), link=link) if isinstance(event, BotUttered) else None
     return [turn] if turn else []
 
 
@@ -79,6 +91,15 @@ class History(NamedTuple):
     messages: List[Dict[str, Any]]
     next: int
     waiting: bool
+
+
+@dataclass
+class FileRelay:
+    """What became of a visitor's file: the turn recorded (as history shows it), or why not; `notices` to show now."""
+
+    message: Optional[Dict[str, Any]] = None
+    refusal: Optional[Refusal] = None
+    notices: List[Dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +119,8 @@ class Handoff:
         self.trackers = Trackers()
         self.routing = FlexRouting(self.client, self.settings)
         self.waiting_room: Optional[WaitingRoom] = None
+        self.media_path: Optional[str] = None  # where the channel serves files ("/webhooks/<prefix>/media"): add_media_routes
+        self.after_chat = after_chat.follow_up(self.settings)  # what a chat's end asks
 
     async def close(self) -> None:
         """Stop the waiting updates; release the HTTP session to Twilio."""
@@ -127,7 +150,7 @@ class Handoff:
                 event = step
                 event.timestamp = time.time()
             tracker.update(event, agent.domain)
-            shown += _visitor_payloads(event)
+            shown += _visitor_payloads(event, self.link(tracker.sender_id))
         return shown
 
     async def relay_visitor_message(self, agent: Agent, message: UserMessage) -> Relay:
@@ -223,7 +246,12 @@ class Handoff:
         shown: List[Dict[str, Any]] = []
         for flex_event in flex_events:
             steps = chat_state.on_flex_event(
-                tracker.events, tracker.current_slot_values(), flex_event, chat_state.session_rules(agent.domain), chat_open
+                tracker.events,
+                tracker.current_slot_values(),
+                flex_event,
+                chat_state.session_rules(agent.domain),
+                chat_open,
+                self.after_chat,
             )
             shown += await self._take(agent, tracker, steps, output_channel)
         return shown
@@ -285,7 +313,109 @@ class Handoff:
             return None
         events = [event.as_dict() for event in tracker.events]
         waits = tracker.get_slot(handoff.STATUS_SLOT) == handoff.PENDING
-        return History(payloads.history(events, buttons_as, start=since), len(events), waits)
+        return History(payloads.history(events, buttons_as, start=since, link=self.link(sender_id)), len(events), waits)
+
+    def link(self, sender_id: str) -> Optional[payloads.Link]:
+        """How this conversation's files are linked for its visitor: our media-file route with a token (None: no route)."""
+        path, settings = self.media_path, self.settings
+        if path is None:
+            return None
+        return lambda found: attachments.file_url(settings.public_url, path, settings.signing_secret, sender_id, found)
+
+    async def file_refusal(self, agent: Agent, sender_id: str, channel: str) -> Optional[Refusal]:
+        """Why no file can be taken for this conversation now (unknown on `channel`, no agent chat), read without the lock."""
+        found = _file_chat(await self.trackers.read(agent, sender_id), channel)
+        return found if isinstance(found, Refusal) else None
+
+    async def relay_visitor_file(
+        self, agent: Agent, sender_id: str, channel: str, output_channel: str, buttons_as: str, upload: Upload
+    ) -> FileRelay:
+        """Send the visitor's checked file to their agent chat and record it as their turn, at most once per relay id.
+
+        The file goes to Twilio's Media Content Service without the conversation's lock (an upload
+        may take seconds; agent messages meanwhile are not held up); the media message is then
+        posted and the turn recorded under the lock, like a relayed text, flood limit included.
+        A retried upload whose turn is recorded is answered with that turn, nothing sent again.
+        """
+        tracker = await self.trackers.read(agent, sender_id)
+        chat = _file_chat(tracker, channel)
+        if isinstance(chat, Refusal) or tracker is None:
+            return FileRelay(refusal=chat if isinstance(chat, Refusal) else attachments.UNKNOWN_CONVERSATION)
+        if chat_state.uploaded_turn(tracker.events, upload.relay_id) is not None:
+            return await self._file_turn(agent, sender_id, upload.relay_id, buttons_as)
+        media: Optional[FlexMedia] = None
+        if chat_state.over_rate(tracker.events, time.time()) is None:
+            try:
+                chats = self.chats_of(chat)
+                media = await chats.upload_media(chat.service_sid, upload.data, upload.filename, upload.content_type)
+            except FlexError as e:
+                logger.info("upload to Flex chat %s failed: %s", chat.channel_sid, e.reason)
+                return FileRelay(refusal=attachments.FLEX_FAILED)
+        refused = await self._post_file(agent, sender_id, channel, output_channel, upload, chat, media)
+        return refused or await self._file_turn(agent, sender_id, upload.relay_id, buttons_as)
+
+    async def _post_file(
+        self,
+        agent: Agent,
+        sender_id: str,
+        channel: str,
+        output_channel: str,
+        upload: Upload,
+        chat: FlexChat,
+        media: Optional[FlexMedia],
+    ) -> Optional[FileRelay]:
+        """Under the conversation's lock: post the uploaded `media` and record the visitor's turn; None once it is recorded."""
+        async with self.trackers.changing(agent, sender_id) as tracker:
+            now = _file_chat(tracker, channel)
+            if isinstance(now, Refusal) or tracker is None:
+                return FileRelay(refusal=now if isinstance(now, Refusal) else attachments.UNKNOWN_CONVERSATION)
+            if chat_state.uploaded_turn(tracker.events, upload.relay_id) is not None:
+                return None  # an earlier try got there meanwhile
+            if now.channel_sid != chat.channel_sid:
+                return FileRelay(refusal=attachments.NOT_HANDED_OFF)  # another chat since the upload: send it again
+            too_fast = chat_state.over_rate(tracker.events, time.time())
+            if too_fast is not None or media is None:
+                told = await self._take(agent, tracker, too_fast or [], output_channel)
+                return FileRelay(refusal=attachments.TOO_FAST, notices=told)
+            closed = False
+            try:
+                await self.chats_of(chat).post_visitor_media(chat, media, upload.relay_id)
+            except ChatClosed:
+                closed = True
+                logger.info("file for Flex chat %s found it closed; bot resumes", chat.channel_sid)
+            except FlexError as e:
+                logger.info("file to Flex chat %s failed: %s", chat.channel_sid, e.reason)
+                return FileRelay(refusal=attachments.FLEX_FAILED)
+            recorded = attachments.recorded(upload.filename, upload.content_type, media.size, media.sid, chat.service_sid)
+            slots = tracker.current_slot_values()
+            rules = chat_state.session_rules(agent.domain)
+            steps = chat_state.on_visitor_file(chat, recorded, upload.relay_id, channel, closed, slots, rules)
+            shown = await self._take(agent, tracker, steps, output_channel)
+        if closed:
+            return FileRelay(refusal=attachments.NOT_HANDED_OFF, notices=shown)
+        logger.info("visitor file relayed to Flex chat %s", chat.channel_sid)
+        return None
+
+    async def _file_turn(self, agent: Agent, sender_id: str, relay_id: str, buttons_as: str) -> FileRelay:
+        """The visitor's recorded file turn as history shows it, its `index` counted as history counts (every session)."""
+        tracker = await agent.tracker_store.retrieve_full_tracker(sender_id)
+        events = list(tracker.events) if tracker is not None else []
+        found = chat_state.uploaded_turn(events, relay_id)
+        index = next((i for i, event in enumerate(events) if event is found), None) if found is not None else None
+        if index is None:
+            return FileRelay(refusal=attachments.STORE_UNAVAILABLE)  # recorded, yet not read back: a retry finds it
+        entries = payloads.history([event.as_dict() for event in events[: index + 1]], buttons_as, index, self.link(sender_id))
+        return FileRelay(message=entries[0])
+
+    async def file_link(self, token: str) -> Optional[str]:
+        """A fresh temporary link to the file a media token names; None for a token we did not make (nothing is fetched).
+
+        Raises `FlexError` when Twilio cannot say (404: the file is gone).
+        """
+        ref = attachments.media_of_token(self.settings.signing_secret, token)
+        if ref is None:
+            return None
+        return await flex_chats(self.client, self.settings).media_link(ref.service_sid, ref.media_sid)
 
     async def chat_of(self, agent: Agent, sender_id: str) -> Optional[FlexChat]:
         """The Flex chat the conversation is handed off to, if any (read without the lock)."""
@@ -329,3 +459,28 @@ class Handoff:
                 self.starts_waiting(sender_id, shown)
 
         webhooks.add_flex_route(blueprint, self.settings, on_event)
+
+    def add_media_routes(
+        self,
+        blueprint: Blueprint,
+        url_prefix: str,
+        channel: str,
+        output_channel: str,
+        buttons_as: str,
+        deliver: Deliver,
+        authorised: media_routes.Authorised,
+    ) -> None:
+        """Mount the channel's file routes (media_routes.py): the visitor's upload, and links to files in the chat.
+
+        From then on, files in this channel's turns are shown with links to `/webhooks/<url_prefix>/media/file/...`.
+        """
+        self.media_path = f"/webhooks/{url_prefix}/media"
+        media_routes.add_media_routes(blueprint, self, channel, output_channel, buttons_as, deliver, authorised)
+
+
+def _file_chat(tracker: Optional[DialogueStateTracker], channel: str) -> Union[FlexChat, Refusal]:
+    """The agent chat a file of this conversation goes to, or why none: unknown on `channel`, or not handed off."""
+    if tracker is None or not started_on(tracker, channel):
+        return attachments.UNKNOWN_CONVERSATION
+    chat = handoff.chat_from_slots(tracker.current_slot_values())
+    return attachments.NOT_HANDED_OFF if chat is None else chat

@@ -64,6 +64,15 @@ class RestInput(InputChannel):
         self.jwt_key = jwt_key
         self.jwt_algorithm = jwt_method
 
+    def visitor(self, metadata: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """Who the visitor is, for the agent: `name`, `email`, `customer_id` (all optional); as `SocketIOInput.visitor`.
+
+        Override this to vouch for what your backend knows about the sender from the message's
+        metadata; the plugin signs it into the message. The default says nothing (a
+        `metadata.pre_engagement` form the visitor filled reaches the agent marked unverified).
+        """
+        return None
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         """Message, history and Flex webhook routes."""
         webhook = Blueprint(f"{self.name()}_webhook", __name__)
@@ -93,8 +102,15 @@ class RestInput(InputChannel):
             if not isinstance(text, str):  # Rasa's NLU fails on anything else, a missing message included
                 return response.json({"error": "message is required and must be a string"}, status=400)
             collector = RestOutput()
+            metadata = body.get("metadata")
             message = visitor_message(
-                self, text, collector, sender_id, body.get("metadata"), self.handoff.settings.signing_secret
+                self,
+                text,
+                collector,
+                sender_id,
+                metadata,
+                self.handoff.settings.signing_secret,
+                self.visitor(metadata if isinstance(metadata, dict) else {}),
             )
             agent = request.app.ctx.agent
             try:
@@ -149,5 +165,14 @@ class RestInput(InputChannel):
 
         waiting_room = self.handoff.open_waiting_room(lambda: server["app"].ctx.agent, deliver, RestOutput.name())
         self.handoff.add_webhook_route(webhook, deliver, RestOutput.name())
+        self.handoff.add_media_routes(
+            webhook,
+            self.url_prefix(),
+            self.name(),
+            RestOutput.name(),
+            "buttons",
+            deliver,
+            lambda request, sender_id: may_read_history(request, sender_id, self.jwt_key, self.jwt_algorithm),
+        )
         self.handoff.add_lifecycle(webhook)
         return webhook

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from rasa_flex_handoff.attachments import DEFAULT_MAX_BYTES, DEFAULT_TYPES, parse_types, types_problem
 from rasa_flex_handoff.hours import BusinessHours, HoursError, business_hours, parse_holidays, parse_openings, parse_zone
+from rasa_flex_handoff.transcript_mail import SmtpSettings, sender_problem, smtp_settings, smtp_url_problem
 
 CONVERSATIONS = "conversations"
 LEGACY = "legacy"
@@ -55,6 +57,12 @@ class Settings:
     business_hours: BusinessHours = BusinessHours()
     accept_timeout: float = 300.0  # seconds a visitor waits for an agent to accept (0: no limit)
     queue_update: float = 10.0  # seconds between the waiting visitor's position/ETA updates
+    # Files in the agent chat (attachments.py): the largest a visitor may upload, and the MIME types allowed.
+    attachment_max_bytes: int = DEFAULT_MAX_BYTES
+    attachment_types: Tuple[str, ...] = DEFAULT_TYPES
+    summariser: Optional[str] = None  # HANDOFF_SUMMARISER: the bot's own "package.module:function" (summariser.py)
+    survey: bool = False  # HANDOFF_SURVEY: ask for a 1-5 rating and a comment after the agent chat
+    smtp: Optional[SmtpSettings] = None  # HANDOFF_SMTP_URL + HANDOFF_EMAIL_FROM: the transcript by email; None: not offered
 
     @property
     def uses_sandbox(self) -> bool:
@@ -105,6 +113,21 @@ def _parsed(parse: Callable[[str], object]) -> Callable[[str], Optional[str]]:
     return check
 
 
+_SWITCHES = {"on": True, "true": True, "1": True, "yes": True, "off": False, "false": False, "0": False, "no": False}
+
+
+def _switch(value: str) -> Optional[str]:
+    return None if value.lower() in _SWITCHES else "expected on or off"
+
+
+_FUNCTION = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+def _function(value: str) -> Optional[str]:
+    """A `package.module:function` path (imported by the action server only: summariser.py)."""
+    return None if _FUNCTION.match(value) else "expected package.module:function"
+
+
 def _mode(value: str) -> Optional[str]:
     return None if value.lower() in FLEX_MODES else f"expected one of {', '.join(FLEX_MODES)}"
 
@@ -135,6 +158,12 @@ VARIABLES: Dict[str, Tuple[bool, Callable[[str], Optional[str]]]] = {
     "HANDOFF_HOLIDAYS": (False, _parsed(parse_holidays)),
     "HANDOFF_ACCEPT_TIMEOUT": (False, _number(float)),
     "HANDOFF_QUEUE_UPDATE": (False, _number(float, positive=True)),
+    "HANDOFF_ATTACHMENT_MAX_BYTES": (False, _number(int, positive=True)),
+    "HANDOFF_ATTACHMENT_TYPES": (False, types_problem),
+    "HANDOFF_SUMMARISER": (False, _function),
+    "HANDOFF_SURVEY": (False, _switch),
+    "HANDOFF_SMTP_URL": (False, smtp_url_problem),
+    "HANDOFF_EMAIL_FROM": (False, sender_problem),
 }
 
 
@@ -164,6 +193,8 @@ def settings_from_env(env: Optional[Mapping[str, str]] = None, overrides: Option
         problem = check(value)
         if problem:
             malformed.append(f"{name} ({problem})")
+    if values["HANDOFF_SMTP_URL"] and not values["HANDOFF_EMAIL_FROM"]:
+        missing.append("HANDOFF_EMAIL_FROM (the transcript's From, needed with HANDOFF_SMTP_URL)")
     if missing or malformed:
         parts = []
         if missing:
@@ -204,4 +235,9 @@ def settings_from_env(env: Optional[Mapping[str, str]] = None, overrides: Option
         business_hours=business_hours(get("HANDOFF_HOURS"), get("HANDOFF_TIMEZONE"), get("HANDOFF_HOLIDAYS")),
         accept_timeout=float(get("HANDOFF_ACCEPT_TIMEOUT") or 300),
         queue_update=float(get("HANDOFF_QUEUE_UPDATE") or 10),
+        attachment_max_bytes=int(get("HANDOFF_ATTACHMENT_MAX_BYTES") or DEFAULT_MAX_BYTES),
+        attachment_types=parse_types(get("HANDOFF_ATTACHMENT_TYPES") or ",".join(DEFAULT_TYPES)),
+        summariser=get("HANDOFF_SUMMARISER"),
+        survey=_SWITCHES[(get("HANDOFF_SURVEY") or "off").lower()],
+        smtp=smtp_settings(url, required("HANDOFF_EMAIL_FROM")) if (url := get("HANDOFF_SMTP_URL")) else None,
     )

@@ -216,6 +216,15 @@ class SocketIOInput(InputChannel):
 
         waiting_room = self.handoff.open_waiting_room(lambda: socketio_webhook.ctx.app.ctx.agent, deliver, output.name())
         self.handoff.add_webhook_route(socketio_webhook, deliver, output.name())
+        self.handoff.add_media_routes(
+            socketio_webhook,
+            self.url_prefix(),
+            self.name(),
+            output.name(),
+            "quick_replies",
+            deliver,
+            lambda request, session_id: may_read_history(request, session_id, self.jwt_key, self.jwt_algorithm),
+        )
         self.handoff.add_lifecycle(socketio_webhook)
         if self.handoff.settings.uses_sandbox:
             typing_feed = AgentTypingFeed(sio, self.handoff.settings.api_base or "", self.namespace)

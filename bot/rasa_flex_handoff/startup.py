@@ -3,7 +3,8 @@
 - Settings (both servers): every required variable set and well formed, or one line naming
   each problem. On the Rasa server the channels raise `HandoffSetupError`, which Rasa prints as
   one line; the action server has no start hook, so the handoff actions check when rasa-sdk
-  registers them (`check_action_server_start`).
+  registers them (`check_action_server_start`), and import the bot's summariser there
+  (`HANDOFF_SUMMARISER`: only the action server calls it, so only its image needs the bot's code).
 - The bot's domain (Rasa server): once the model is loaded, every intent, slot, action and
   response the handoff needs. `rasa train` runs the same check (`HandoffPolicy`).
 
@@ -85,8 +86,15 @@ def check_action_server_start() -> None:
     """
     if not _registered_by_action_server():
         return
+    from rasa_flex_handoff.summariser import SummariserError, load  # the bot's summariser: the action server calls it
+
     try:
-        settings_from_env()
+        settings = settings_from_env()
+        if settings.summariser:
+            load(settings.summariser)
     except SettingsError as e:
         print(f"SettingsError: {e}", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+    except SummariserError as e:
+        print(f"SettingsError: Flex handoff settings: {e} (see the README)", file=sys.stderr, flush=True)
         raise SystemExit(1) from None

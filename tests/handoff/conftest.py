@@ -19,6 +19,8 @@ from northwind.servers import AgentDesk, Stack, flat, off_contract, start_sandbo
 MODES = ["conversations", "legacy"]
 # Our REST channel under another name, as a user might subclass it (tests/handoff/renamed_channel.py).
 RENAMED_CHANNEL = "tests.handoff.renamed_channel.SupportChatInput"
+# The bot's own summariser hook, loaded by a real action server (tests/handoff/summariser.py, test_summary.py).
+SUMMARISER = "tests.handoff.summariser:signed"
 
 
 @pytest.fixture(scope="session")
@@ -65,7 +67,9 @@ def stack(
         handoff_model,
         tmp_path_factory.mktemp(f"stack-{request.param}"),
         extra_channels=[RENAMED_CHANNEL],
-    ).start()
+    )
+    s.env["HANDOFF_SUMMARISER"] = SUMMARISER
+    s.start()
     yield s
     s.stop()
 

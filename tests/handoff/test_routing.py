@@ -151,6 +151,31 @@ def test_rest_visitors_read_their_place_in_line_from_the_messages(stack: Stack, 
     assert found[0]["agent"] == {"name": "alice"}
 
 
+# --- what the task tells the agent -------------------------------------------------------
+
+
+def test_the_task_carries_the_bots_summary_and_the_visitor_for_flex_insights(
+    stack: Stack, agents: AgentDesk, visitors: Callable[[], Visitor]
+) -> None:
+    visitor = visitors()
+    form = {"name": "Ada Lovelace", "email": "ada@example.com"}  # the widget's pre-engagement form: declared, not vouched
+    start = len(visitor.messages)
+    visitor.say("/ask_shipping", {"pre_engagement": form})
+    visitor.wait_for_text("shipping", start=start)
+    task = handed_off(stack, visitor, metadata={"pre_engagement": form})
+    context = task["pre_engagement_data"]
+    assert context["summary"]["intents"] == ["ask_shipping"] and context["summary"]["trigger"] == "button"
+    assert context["visitor"] == {**form, "verified": False} and task["customer_friendly_name"] == "Ada Lovelace"
+    if stack.mode == "interactions":  # the bot sets the task attributes itself: routing and Flex Insights read them
+        attributes = task["attributes"]
+        assert attributes["summary"] == context["summary"]
+        assert attributes["customers"] == {"name": "Ada Lovelace", "email": "ada@example.com"}
+        assert attributes["visitor"]["verified"] is False
+    start = len(visitor.messages)
+    visitor.say("/end_chat")
+    visitor.wait_for(event("bot_resumed"), "bot back", start=start)
+
+
 # --- transfers ----------------------------------------------------------------------------
 
 

@@ -42,6 +42,15 @@ def test_the_action_server_stops_naming_each_missing_or_malformed_setting() -> N
     assert "Traceback" not in result.stdout, result.stdout[-3000:]
 
 
+def test_the_action_server_stops_when_the_bots_summariser_cannot_be_imported() -> None:
+    summariser = {"HANDOFF_SUMMARISER": "actions.nowhere:summarise"}
+    env = {**base_env("http://127.0.0.1:1"), "PUBLIC_URL": "http://127.0.0.1:5005", **summariser}
+    result = run([str(VENV_BIN / "rasa"), "run", "actions", "--port", str(free_port()), "--actions", "actions"], env)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "HANDOFF_SUMMARISER: cannot import actions.nowhere (ModuleNotFoundError" in result.stdout, result.stdout[-3000:]
+    assert "Traceback" not in result.stdout, result.stdout[-3000:]
+
+
 def test_the_rasa_server_stops_naming_a_missing_setting(trained_model: Path, tmp_path: Path) -> None:
     env = base_env("http://127.0.0.1:1")  # no PUBLIC_URL
     result = run_rasa(trained_model, tmp_path, "rasa_flex_handoff.SocketIOInput:\n  session_persistence: true\n", env)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import struct
+import zlib
+from pathlib import Path
 from typing import Dict, Iterator
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from northwind.processes import wait_for
@@ -189,4 +193,77 @@ def test_desktop_shows_a_message_task_and_marks_it_done(browser: Browser, sandbo
     page.click("#done")
     expect(page.locator("#task-status")).to_have_text("ended · mo")
     assert sandbox.agent("GET", f"/agent/api/tasks/{task}").json()["assignment_status"] == "completed"
+    page.close()
+
+
+def tiny_png() -> bytes:
+    """A real 2x2 PNG (red), so the desktop's preview actually decodes it."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\xff\x00\x00" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def test_desktop_files_summary_card_and_after_chat_survey(browser: Browser, sandbox: Sandbox, tmp_path: Path) -> None:
+    """Visitor files preview, the agent attaches a file, the bot's summary is a card on top, the customer and the
+    survey written back after the chat show in the context pane; End chat leaves the task in wrap-up until Complete."""
+    pre = {
+        "summary": {"text": "Asked about: order status, returns", "trigger": "button"},
+        "customers": {"name": "Ria Known", "email": "ria@example.com", "external_id": "C-77"},
+    }
+    chat = sandbox.client.flex_api.v2.web_channels.create(
+        address_sid=sandbox.address_sid, customer_friendly_name="Ria Known", pre_engagement_data=json.dumps(pre)
+    )
+    conversation = sandbox.client.conversations.v1.conversations(chat.conversation_sid)
+    conversation.messages.create(author="Rasa", body="Summary: wants a refund for A-42", attributes='{"handoff_summary": true}')
+    png = tiny_png()
+    uploaded = requests.post(
+        f"{sandbox.base_url}/mcs.us1/v1/Services/{sandbox.info['conversations_service_sid']}/Media",
+        data=png,
+        params={"Filename": "damaged.png"},
+        headers={"Content-Type": "image/png"},
+        auth=(sandbox.settings.api_key, sandbox.settings.api_secret),
+        timeout=10,
+    ).json()
+    conversation.messages.create(author=chat.identity, media_sid=uploaded["sid"], x_twilio_webhook_enabled="true")
+
+    page = open_desktop(browser, sandbox, "fay")
+    page.click(f'.task[data-channel="{chat.conversation_sid}"]')
+    expect(page.locator("#summary-card")).to_be_visible()
+    expect(page.locator("#summary-card")).to_contain_text("Summary: wants a refund for A-42")
+    expect(page.locator("#messages")).not_to_contain_text("wants a refund")  # the card, not a chat line
+    expect(page.locator("#customer-details")).to_contain_text("ria@example.com")
+    expect(page.locator("#customer-details")).to_contain_text("C-77")
+    expect(page.locator("#task-summary")).to_contain_text("Asked about: order status, returns")
+    preview = page.locator("#messages .message.role-customer img.preview")
+    expect(preview).to_be_visible()
+    wait_for(lambda: preview.evaluate("img => img.complete && img.naturalWidth") == 2, 5, "the preview decodes")
+    expect(page.locator("#survey-box")).to_be_hidden()
+
+    page.click("#accept")
+    expect(page.locator("#composer")).to_be_visible()
+    pdf = tmp_path / "returns-form.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%%EOF\n")
+    page.set_input_files("#file-input", str(pdf))
+    link = page.locator("#messages .message.role-agent .file a")
+    expect(link).to_have_text("📎 returns-form.pdf")
+    assert requests.get(link.get_attribute("href") or "", timeout=10).content == pdf.read_bytes()
+    sent = conversation.messages.list(order="desc", limit=1)[0]
+    assert sent.author == "fay" and sent.body is None and sent.media[0]["filename"] == "returns-form.pdf"
+
+    page.screenshot(path=str(tmp_path / "desktop-files.png"))
+    page.click("#end")
+    expect(page.locator("#done")).to_have_text("Complete")
+    task = page.locator(f'.task[data-channel="{chat.conversation_sid}"]').get_attribute("data-sid") or ""
+    tasks = sandbox.client.taskrouter.v1.workspaces(sandbox.info["workspace_sid"]).tasks
+    assert tasks(task).fetch().assignment_status == "wrapping"
+    attributes = {**json.loads(tasks(task).fetch().attributes), "handoff_survey": {"rating": 4, "comment": "Quick help"}}
+    tasks(task).update(attributes=json.dumps(attributes))  # what the bot writes back after the chat
+    expect(page.locator("#survey")).to_contain_text("Quick help")
+    page.click("#done")
+    expect(page.locator("#done")).to_be_hidden()
+    assert tasks(task).fetch().assignment_status == "completed"
     page.close()

@@ -325,12 +325,57 @@ def fresh_identity(api: Api, v: Vars) -> Vars:
     return {"identity_x": unique("identity")}
 
 
+def uploaded_media(service: str) -> Callable[[Api, Vars], Vars]:
+    """A file uploaded to the service's Media Content Service (not in the spec; the message that names it is)."""
+
+    def upload(api: Api, v: Vars) -> Vars:
+        response = requests.post(
+            f"{api.base}/mcs.us1/v1/Services/{v[service]}/Media",
+            data=b"\x89PNG\r\n\x1a\n" + b"\0" * 24,
+            params={"Filename": "spec.png"},
+            headers={"Content-Type": "image/png"},
+            auth=api.auth,
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        return {"media_x": response.json()["sid"]}
+
+    return upload
+
+
+def inactive_web_channel(api: Api, v: Vars) -> Vars:
+    """A legacy chat after it ended (channel attributes status INACTIVE): the bot writes its survey back there."""
+    web = new_web_channel(api, v)["web_x"]
+    api.ok("POST", f"/flex-api/v1/WebChannels/{web}", {"ChatStatus": "inactive"})
+    return {"channel_x": web}
+
+
+def closed_conversation(api: Api, v: Vars) -> Vars:
+    conv = new_conversation(api, v)["conv_x"]
+    api.ok("POST", f"/conversations/v1/Conversations/{conv}", {"State": "closed"})
+    return {"conv_x": conv}
+
+
+def ended_task(wrap_up: bool) -> Callable[[Api, Vars], Vars]:
+    """An accepted chat task the agent ended: `wrapping` when they wrap up (Flex's UI), else `completed`."""
+
+    def end(api: Api, v: Vars) -> Vars:
+        found = new_interaction(api, v, agent="spec-agent")
+        body = {"agent": "spec-agent", "wrap_up": wrap_up}
+        ended = requests.post(f"{api.base}/agent/api/tasks/{found['task_x']}/end", json=body, timeout=10)
+        assert ended.json()["assignment_status"] == ("wrapping" if wrap_up else "completed"), ended.text
+        return found
+
+    return end
+
+
 def build_world(api: Api, info: Dict[str, Any]) -> Vars:
     """One of everything: a legacy web chat with a member, message and webhook; a conversation likewise."""
     v: Vars = {
         "flow": info["flex_flow_sid"],
         "svc": info["chat_service_sid"],
         "address": info["conversations_address_sid"],
+        "conv_svc": info["conversations_service_sid"],
     }
     web = api.ok(
         "POST",
@@ -497,6 +542,12 @@ SCENARIOS: List[Scenario] = [
     S("POST", CHAT + "/Channels", {"FriendlyName": "new", "UniqueName": "{identity_x}", "Type": "public"}, setup=fresh_identity),
     S("GET", CHANNEL),
     S("POST", CHANNEL, {"FriendlyName": "renamed"}),
+    S(
+        "POST",
+        CHAT + "/Channels/{channel_x}",
+        {"Attributes": '{"status": "INACTIVE", "handoff_survey": {"rating": 4}}'},
+        setup=inactive_web_channel,
+    ),
     S("DELETE", CHAT + "/Channels/{channel_x}", setup=new_channel),
     S("GET", CHANNEL + "/Members"),
     S("GET", CHANNEL + "/Members", query=[("Identity", "spec-visitor")]),
@@ -506,6 +557,7 @@ SCENARIOS: List[Scenario] = [
     S("GET", CHANNEL + "/Messages"),
     S("GET", CHANNEL + "/Messages", query=[("Order", "desc"), ("PageSize", "1")]),
     S("POST", CHANNEL + "/Messages", {"From": "spec-visitor", "Body": "hi", "Attributes": '{"a": 1}'}),
+    S("POST", CHANNEL + "/Messages", {"From": "spec-visitor", "MediaSid": "{media_x}"}, setup=uploaded_media("svc")),
     S("GET", CHANNEL + "/Messages/{message}"),
     S("GET", CHANNEL + "/Webhooks"),
     S(
@@ -536,6 +588,7 @@ SCENARIOS: List[Scenario] = [
     S("GET", CONV + "/Messages"),
     S("GET", CONV + "/Messages", query=[("Order", "desc"), ("PageSize", "1")]),
     S("POST", CONV + "/Messages", {"Author": "spec-visitor", "Body": "hi"}),
+    S("POST", CONV + "/Messages", {"Author": "spec-visitor", "MediaSid": "{media_x}"}, setup=uploaded_media("conv_svc")),
     S("GET", CONV + "/Messages/{cmessage}"),
     S("GET", CONV + "/Webhooks"),
     S(
@@ -592,6 +645,7 @@ SCENARIOS: List[Scenario] = [
     ),
     S("GET", WS + "/Tasks/{task}"),
     S("POST", WS + "/Tasks/{task_x}", {"Attributes": '{"type": "changed"}'}, setup=new_task),
+    S("POST", WS + "/Tasks/{task_x}", {"Attributes": '{"handoff_survey": {"rating": 5}}'}, setup=ended_task(wrap_up=True)),
     S("POST", WS + "/Tasks/{task_x}", {"AssignmentStatus": "canceled", "Reason": "spec"}, setup=new_task),
     S("DELETE", WS + "/Tasks/{task_x}", setup=new_task),
     S("GET", WS + "/Tasks/{task}/Reservations"),
@@ -755,6 +809,9 @@ ERRORS: List[Tuple[Scenario, int]] = [
     (S("GET", CONV + "/Messages", query=[("Order", "sideways")]), 400),
     (S("POST", CHANNEL + "/Members", {"Identity": "spec-visitor"}), 409),
     (S("POST", CONV + "/Messages", {"Author": "x"}), 400),
+    # after the chat: a closed conversation is final (50377), a completed task takes no attributes (20001)
+    (S("POST", "/conversations/v1/Conversations/{conv_x}", {"Attributes": "{}"}, setup=closed_conversation), 400),
+    (S("POST", WS + "/Tasks/{task_x}", {"Attributes": "{}"}, setup=ended_task(wrap_up=False)), 400),
 ]
 
 

@@ -38,7 +38,8 @@ from rasa_flex_handoff.actions import (
     domain_text,
     slot_events,
 )
-from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexMessage, FlexParticipant, NewChat
+from rasa_flex_handoff.attachments import DEFAULT_TYPES
+from rasa_flex_handoff.flex import FlexChat, FlexChats, FlexMedia, FlexMessage, FlexParticipant, NewChat
 from rasa_flex_handoff.settings import CONVERSATIONS, LEGACY, Settings
 from tests.unit import sessions
 from tests.unit.sessions import VISITOR_SLOTS, fresh_session, is_handoff_turn, rasa_session_start, run_custom_action, states_after
@@ -200,11 +201,13 @@ class FakeFlex(FlexChats):
         self.made: List[NewChat] = []
         self.webhooks: List[str] = []
         self.posted: List[str] = []
+        self.summaries: List[str] = []  # the bot's summary for the agent, posted before the visitor's words
         self.replies: List[FlexMessage] = []
         self.closed = False
         self.closes = 0
         self.discarded: List[FlexChat] = []
         self.refuse: Dict[str, int] = {}  # operation -> HTTP status Twilio answers it with
+        self.attributes: Optional[str] = None
 
     def _twilio(self, operation: str) -> None:
         if operation in self.refuse:
@@ -224,12 +227,27 @@ class FakeFlex(FlexChats):
     async def register_webhook(self, chat: FlexChat, url: str) -> None:
         self.webhooks.append(url)
 
+    async def _post_summary(self, chat: FlexChat, author: str, body: str, attributes: str) -> FlexMessage:
+        self._twilio("summary")
+        self.summaries.append(body)
+        return FlexMessage(f"IMS{len(self.summaries)}", 0, author, body, summary=True)
+
     async def _post(self, chat: FlexChat, body: str, attributes: str) -> FlexMessage:
         self._twilio("post")
         if self.closed:
             self._twilio_closed()
         self.posted.append(body)
         return FlexMessage(f"IM{len(self.posted)}", len(self.posted), chat.identity, body)
+
+    async def _post_media(self, chat: FlexChat, media_sid: str, attributes: str) -> FlexMessage:
+        raise AssertionError("the actions never post a visitor's file")
+
+    async def media_link(self, service_sid: str, media_sid: str) -> str:
+        async def fetch() -> str:
+            self._twilio("media")
+            return f"https://media.example.com/{service_sid}/{media_sid}?Signature=s"
+
+        return await self.call("fetch media", fetch)
 
     def _twilio_closed(self) -> None:
         raise TwilioRestException(400, "https://conversations.twilio.com/Messages", "conversation is closed")
@@ -242,6 +260,12 @@ class FakeFlex(FlexChats):
 
     async def _is_closed(self, chat: FlexChat) -> bool:
         return self.closed
+
+    async def _attributes(self, chat: FlexChat) -> Optional[str]:
+        return self.attributes
+
+    async def _set_attributes(self, chat: FlexChat, attributes: str) -> None:
+        self.attributes = attributes
 
     async def _close(self, chat: FlexChat) -> None:
         self.closes += 1
@@ -316,10 +340,39 @@ async def test_a_handoff_opens_the_chat_with_a_webhook_and_the_visitors_words(fl
     events = await ActionHandoffToAgent().run(dispatcher, turn("can I talk to a person", webhooks=True), DOMAIN)
     assert asked == [None]  # a new chat: the configured FLEX_MODE decides
     assert said(dispatcher) == ["utter_handoff_connecting"]
-    assert dispatcher.messages[0]["handoff"] == {"role": "system", "event": "connecting", "channel_sid": "CH1"}
+    # Our channel takes files during the chat: the widget learns the limits and where to upload.
+    limits = {"max_bytes": 16 * 1024 * 1024, "types": list(DEFAULT_TYPES), "upload_path": "/webhooks/handoff_socketio/media"}
+    connecting = {"role": "system", "event": "connecting", "channel_sid": "CH1", "attachments": limits}
+    assert dispatcher.messages[0]["handoff"] == connecting
     assert fake.posted == ["can I talk to a person"] and len(fake.webhooks) == 1
     assert fake.webhooks[0].startswith("https://bot.example.com" + WEBHOOK_PATH + "?c=")
     assert slot_values(events) == handoff.start_slots(FlexChat(CONVERSATIONS, "CH1", "visitor-identity", "IS1"))
+    # The agent reads the bot's summary first; the context carries the same.
+    [summary] = fake.summaries
+    assert summary.startswith("Summary from the bot") and fake.made[0].pre_engagement_data["summary"]["text"] == summary
+
+
+async def test_a_channel_without_our_routes_is_offered_no_uploads(
+    flex: Tuple[FakeFlex, List[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HANDOFF_ATTACHMENT_MAX_BYTES", "1000")
+    dispatcher = CollectingDispatcher()
+    await ActionHandoffToAgent().run(dispatcher, turn("a person please"), DOMAIN)  # rasa shell: no webhook path
+    assert said(dispatcher) == ["utter_handoff_connecting"] and "attachments" not in dispatcher.messages[0]["handoff"]
+    dispatcher = CollectingDispatcher()
+    await ActionHandoffToAgent().run(dispatcher, turn("a person please", webhooks=True), DOMAIN)
+    assert dispatcher.messages[0]["handoff"]["attachments"]["max_bytes"] == 1000
+
+
+async def test_a_summary_flex_refuses_does_not_stop_the_handoff(flex: Tuple[FakeFlex, List[Any]]) -> None:
+    fake, _ = flex
+    fake.refuse["summary"] = 400
+    dispatcher = CollectingDispatcher()
+    events = await ActionHandoffToAgent().run(dispatcher, turn("a person please", webhooks=True), DOMAIN)
+    assert said(dispatcher) == ["utter_handoff_connecting"] and fake.discarded == []
+    assert fake.summaries == [] and fake.posted == ["a person please"]
+    assert "summary" in fake.made[0].pre_engagement_data  # the agent still has it in the context
+    assert slot_values(events)[handoff.CHANNEL_SLOT] == "CH1"
 
 
 async def test_a_handoff_flex_refuses_tells_the_visitor_and_leaves_nothing_behind(flex: Tuple[FakeFlex, List[Any]]) -> None:
@@ -371,20 +424,37 @@ async def test_a_relay_over_a_webhook_channel_says_nothing_more(flex: Tuple[Fake
     assert fake.posted == ["hello?"] and dispatcher.messages == [] and events == []
 
 
-async def test_a_polling_channel_hears_the_agent_and_a_file_in_the_domains_words(
+async def test_a_polling_channel_hears_the_agent_and_a_file_as_a_link_in_the_domains_words(
     flex: Tuple[FakeFlex, List[Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fake, _ = flex
     monkeypatch.setenv("HANDOFF_SHELL_WAIT", "2")
-    fake.replies = [FlexMessage("IM7", 7, "alice", "Hi, Alice here"), FlexMessage("IM8", 8, "alice", "", has_media=True)]
+    invoice = FlexMedia("ME1", "invoice.pdf", "application/pdf", 1234)
+    fake.replies = [FlexMessage("IM7", 7, "alice", "Hi, Alice here"), FlexMessage("IM8", 8, "alice", "", media=(invoice,))]
+    domain = {"responses": {**DOMAIN["responses"], "utter_handoff_attachment": [{"text": "sent {filename}: {url} {other}"}]}}
     dispatcher = CollectingDispatcher()
-    events = await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots()), DOMAIN)
-    assert said(dispatcher) == ["alice: Hi, Alice here", "alice: <utter_handoff_attachment>"]
+    events = await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots()), domain)
+    link = "https://media.example.com/IS1/ME1?Signature=s"  # Twilio's temporary link, which a terminal opens
+    assert said(dispatcher) == ["alice: Hi, Alice here", f"alice: sent invoice.pdf: {link} {{other}}"]
+    file = {"attachment": {"filename": "invoice.pdf", "content_type": "application/pdf", "size": 1234, "media_sid": "ME1"}}
     assert [m["handoff"] for m in dispatcher.messages] == [
         {"role": "agent", "agent": "alice", "body": "Hi, Alice here", "message_sid": "IM7"},
-        {"role": "agent", "agent": "alice", "body": "<utter_handoff_attachment>", "message_sid": "IM8"},
+        {"role": "agent", "agent": "alice", "body": f"sent invoice.pdf: {link} {{other}}", "message_sid": "IM8", **file},
     ]
     assert slot_values(events) == {"handoff_last_index": 8.0, "handoff_status": "active"}
+
+
+async def test_a_file_whose_link_twilio_does_not_give_is_still_mentioned(
+    flex: Tuple[FakeFlex, List[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, _ = flex
+    monkeypatch.setenv("HANDOFF_SHELL_WAIT", "2")
+    fake.refuse["media"] = 404
+    fake.replies = [FlexMessage("IM8", 8, "alice", "", media=(FlexMedia("ME1", None, "image/png", 9),))]
+    domain = {"responses": {**DOMAIN["responses"], "utter_handoff_attachment": [{"text": "sent {filename}: {url}"}]}}
+    dispatcher = CollectingDispatcher()
+    await ActionRelayToAgent().run(dispatcher, turn("hello?", handed_off_slots()), domain)
+    assert said(dispatcher) == ["alice: sent attachment.png:"]
 
 
 async def test_a_polling_channel_without_a_reply_is_told_the_message_went_through(flex: Tuple[FakeFlex, List[Any]]) -> None:

@@ -104,7 +104,7 @@ def test_fragment_is_a_rasa_domain_with_the_handoff_parts() -> None:
     assert missing_from_domain(domain.as_dict()) == []
     assert set(domain.intents) >= {"talk_to_agent", "end_chat"}
     assert default_responses()["utter_handoff_agent_joined"] == "{agent} joined the chat."
-    assert default_responses()["utter_handoff_attachment"] == "(sent an attachment this chat cannot show)"
+    assert default_responses()["utter_handoff_attachment"] == "sent a file, {filename}: {url}"
     for name in ("handoff_status", "handoff_last_index"):
         assert fragment()["slots"][name] == {"type": "any", "influence_conversation": False, "mappings": [{"type": "custom"}]}
 
@@ -425,7 +425,17 @@ def test_flow_style_and_null_sections_are_still_extended(project: Path, capsys: 
     code, out = run(capsys, "init", str(project))
     assert code == 0, out
     domain = load(project / "domain.yml")
-    assert domain["intents"] == ["greet", "goodbye", "talk_to_agent", "end_chat", "handoff_leave_message", "handoff_stay"]
+    assert domain["intents"] == [
+        "greet",
+        "goodbye",
+        "talk_to_agent",
+        "end_chat",
+        "handoff_leave_message",
+        "handoff_stay",
+        "handoff_rating",
+        "handoff_skip",
+        "handoff_transcript",
+    ]
     assert domain["responses"]["utter_greet"] == [{"text": "hi"}]
     assert USER_COMMENT in (project / "domain.yml").read_text()
     assert missing_from_domain(Domain.load(str(project / "domain.yml")).as_dict()) == []

@@ -5,7 +5,7 @@ Rasa events are built directly; nothing here starts a server or talks to Flex.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from rasa.core.channels.channel import UserMessage
@@ -14,6 +14,7 @@ from rasa.shared.core.events import ActionExecuted, BotUttered, Event, SessionSt
 from rasa.shared.core.trackers import DialogueStateTracker
 
 from rasa_flex_handoff import handoff, payloads
+from rasa_flex_handoff.after_chat import FollowUp
 from rasa_flex_handoff.chat_state import (
     FLOOD_LIMIT,
     FLOOD_WINDOW,
@@ -28,7 +29,7 @@ from rasa_flex_handoff.chat_state import (
     resume_bot,
     session_rules,
 )
-from rasa_flex_handoff.flex import FlexChat, FlexMessage, FlexParticipant
+from rasa_flex_handoff.flex import FlexChat, FlexMedia, FlexMessage, FlexParticipant
 from rasa_flex_handoff.flex_events import FlexEvent, Happening
 from rasa_flex_handoff.handoff import SessionRules
 from tests.unit import sessions
@@ -55,11 +56,12 @@ def message(
     body: str = "Hi, Alice here",
     index: int = 3,
     channel_sid: str = "CH1",
-    media: bool = False,
+    media: Tuple[FlexMedia, ...] = (),
 ) -> FlexEvent:
-    return FlexEvent(
-        "onMessageAdded", channel_sid, sid, author, body, index, "2024-05-01T10:00:00Z", None, None, False, has_media=media
-    )
+    return FlexEvent("onMessageAdded", channel_sid, sid, author, body, index, "2024-05-01T10:00:00Z", None, None, False, media)
+
+
+INVOICE = FlexMedia("ME1", "invoice.pdf", "application/pdf", 1234)
 
 
 def joined(identity: str = "alice", sid: str = "MB1", chat: FlexChat = CHAT) -> FlexEvent:
@@ -147,12 +149,38 @@ def test_an_older_message_leaves_the_last_index_alone() -> None:
     assert isinstance(steps[0], BotUttered) and slots_set(steps) == {}
 
 
-def test_an_agents_file_is_shown_as_the_domains_stand_in_in_the_agents_name() -> None:
-    steps = on_flex_event([], ACTIVE, message(body="", media=True))
-    notice = steps[0]
-    assert isinstance(notice, Notice)
-    assert notice.response == "utter_handoff_attachment" and notice.spoken_by == "alice"
-    assert notice.metadata["handoff"]["role"] == "agent" and notice.metadata["handoff"]["message_sid"] == "IM1"
+def test_an_agents_file_is_recorded_by_name_in_the_agents_words_without_a_url() -> None:
+    steps = on_flex_event([], ACTIVE, message(body="", media=(INVOICE,)))
+    turn = steps[0]
+    assert isinstance(turn, BotUttered) and turn.text == "alice: invoice.pdf"
+    assert turn.metadata == {
+        "handoff": {
+            "role": "agent",
+            "agent": "alice",
+            "body": "invoice.pdf",
+            "message_sid": "IM1",
+            "timestamp": "2024-05-01T10:00:00Z",
+            # where Flex keeps it (the chat's service); the URL is made when it is shown (payloads.py)
+            "attachment": {
+                "filename": "invoice.pdf",
+                "content_type": "application/pdf",
+                "size": 1234,
+                "media_sid": "ME1",
+                "service_sid": "IS1",
+            },
+        }
+    }
+    assert slots_set(steps) == {handoff.LAST_INDEX_SLOT: 3.0}
+    # Twilio sends the webhook again: recorded once.
+    assert on_flex_event([turn], ACTIVE, message(body="", media=(INVOICE,))) == []
+
+
+def test_an_agents_words_and_file_in_one_message_are_two_turns_and_a_nameless_file_is_named_by_type() -> None:
+    photo = FlexMedia("ME2", None, "image/png", 9)
+    steps = on_flex_event([], ACTIVE, message(body="Here it is", media=(photo,)))
+    turns = [step for step in steps if isinstance(step, BotUttered)]
+    assert [t.text for t in turns] == ["alice: Here it is", "alice: attachment.png"]
+    assert turns[1].metadata["handoff"]["attachment"]["media_sid"] == "ME2"
 
 
 def test_a_message_with_nothing_to_show_is_skipped() -> None:
@@ -207,6 +235,20 @@ def test_a_closed_chat_hands_back_to_the_bot() -> None:
     assert steps[0].metadata == {"handoff": {"role": "system", "event": "chat_closed", "message_sid": "closed:CH1"}}  # type: ignore[union-attr]
     assert slots_set(steps[: steps.index(SessionStarted())]) == handoff.cleared_slots()
     assert steps == resume_bot(ACTIVE, key="closed:CH1")
+
+
+def test_a_close_asks_the_first_after_chat_question_in_the_new_session_keeping_the_chat() -> None:
+    steps = on_flex_event([], ACTIVE, closed(), after=FollowUp(survey=True))
+    assert notices(steps) == ["utter_handoff_agent_ended", "utter_bot_back", "utter_handoff_survey"]
+    after_session = steps[steps.index(SessionStarted()) :]
+    assert slots_set(after_session)[handoff.STATUS_SLOT] == "survey"
+    assert slots_set(after_session)[handoff.CHANNEL_SLOT] == "CH1"
+    assert handoff.ended_chat(slots_set(after_session)) == FlexChat("conversations", "CH1", "visitor-identity", "IS1")
+    assert handoff.chat_from_slots(slots_set(after_session)) is None  # not handed off: the bot answers
+    survey = next(s for s in steps if isinstance(s, Notice) and s.response == "utter_handoff_survey")
+    assert survey.metadata == {"handoff": {"role": "system", "event": "survey"}}
+    assert handoff.TRANSCRIPT_SLOT not in slots_set(after_session)  # no email: no transcript kept
+    assert on_flex_event([], ACTIVE, closed(), after=FollowUp()) == resume_bot(ACTIVE, key="closed:CH1")
 
 
 def test_events_after_the_close_change_nothing() -> None:
@@ -386,10 +428,27 @@ def test_both_generations_webhooks_read_the_same() -> None:
             "From": "alice",
             "Body": "",
             "MediaSid": "ME1",
+            "MediaFilename": "invoice.pdf",
+            "MediaContentType": "application/pdf",
+            "MediaSize": "1234",
             "Index": "x",
         }
     )
-    assert media.has_media and media.index is None
+    assert media.has_media and media.index is None and media.media == (INVOICE,)
+    # Conversations: no Body, the files as a JSON list with Twilio's capitalised keys.
+    attached = FlexEvent.from_form(
+        {
+            "EventType": "onMessageAdded",
+            "ConversationSid": "CH1",
+            "MessageSid": "IM3",
+            "Author": "alice",
+            "Index": "4",
+            "Media": '[{"Sid": "ME1", "Filename": "invoice.pdf", "ContentType": "application/pdf", "Size": 1234,'
+            ' "Category": "media"}]',
+        }
+    )
+    assert attached.happening is Happening.MESSAGE and attached.body == "" and attached.media == (INVOICE,)
+    assert FlexEvent.from_form({"EventType": "onMessageAdded", "Media": "not json"}).media == ()
 
 
 # --- relayed visitor messages ---------------------------------------------------------------

@@ -10,13 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import uuid
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, List, Optional
 
 import pytest
 from twilio.rest import Client
 
 from flex_sandbox.credentials import DEVELOPMENT
-from northwind.servers import Sandbox, start_sandbox
+from northwind.servers import Sandbox
 from rasa_flex_handoff.flex import FlexChat, FlexError, FlexRouting, InteractionsChats, NewChat, flex_chats
 from rasa_flex_handoff.flex.interactions import interaction_of, interaction_task_attributes, routed_of, task_timeout
 from rasa_flex_handoff.settings import Settings, settings_from_env
@@ -62,6 +62,7 @@ def test_the_task_carries_who_why_and_the_latest_lines_plus_what_flex_reads() ->
             "channelType": "web",
             "conversationSid": "CH1",
             "visitor": {"email": "ann@example.com"},
+            "customers": {"email": "ann@example.com"},  # who, as Flex Insights reads it
             "language": "de",  # Flex routes on it, e.g. to agents who speak it
             "question": "Where is my order?",
             "intent": "human_handoff",
@@ -95,19 +96,9 @@ def test_an_interaction_is_read_from_twilios_answer_and_from_the_slot() -> None:
 # -- against the sandbox ---------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
-    server = start_sandbox(tmp_path_factory.mktemp("sandbox-interactions"), "flex-sandbox-interactions")
-    try:
-        yield server
-    finally:
-        server.process.stop()
-
-
 @pytest.fixture(autouse=True)
-def _no_leftover_faults(sandbox: Sandbox) -> Iterator[None]:
-    yield
-    sandbox.clear_faults()
+def _no_leftover_faults(clean_sandbox: Sandbox) -> None:
+    """Faults one test injects end with it (the session's sandbox is tests/unit/conftest.py's)."""
 
 
 def settings_of(sandbox: Sandbox, **changes: Any) -> Settings:

@@ -103,3 +103,42 @@ def test_while_handed_off_the_offers_words_go_to_the_agent(policy: HandoffPolicy
     assert predicted(policy, [SlotSet("handoff_status", status), *user("leave a message", "handoff_leave_message")]) == (
         "action_relay_to_agent"
     )
+
+
+def prediction_events(policy: HandoffPolicy, events: List[Event]) -> List[Event]:
+    tracker = DialogueStateTracker.from_events("visitor", events, slots=DOMAIN.slots)
+    return list(policy.predict_action_probabilities(tracker, DOMAIN).events)
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "intent"),
+    [
+        ("survey", '/handoff_rating{"rating": 4}', "handoff_rating"),
+        ("survey", "5", "nlu_fallback"),
+        ("survey", "/handoff_skip", "handoff_skip"),
+        ("survey_comment", "The agent was quick, thanks", "greet"),
+        ("transcript", "/handoff_transcript", "handoff_transcript"),
+        ("transcript_email", "jane@example.com", "nlu_fallback"),
+    ],
+)
+def test_after_chat_answers_run_the_after_chat_action(policy: HandoffPolicy, status: str, text: str, intent: str) -> None:
+    events = [SlotSet("handoff_status", status), *user(text, intent)]
+    assert predicted(policy, events) == "action_handoff_after_chat"
+    assert prediction_events(policy, events) == []
+    # Then it listens.
+    assert predicted(policy, [*events, ActionExecuted("action_handoff_after_chat")]) == "action_listen"
+
+
+@pytest.mark.parametrize(
+    ("status", "text", "intent"),
+    [("survey", "where is my order?", "greet"), ("transcript", "hi", "greet"), ("transcript_email", "no idea", "greet")],
+)
+def test_a_visitor_who_moves_on_gets_the_bot_and_the_after_chat_ends(
+    policy: HandoffPolicy, status: str, text: str, intent: str
+) -> None:
+    events = [SlotSet("handoff_status", status), SlotSet("handoff_channel_sid", "CH" + "0" * 32), *user(text, intent)]
+    assert predicted(policy, events) is None  # the bot's policies answer
+    ended = prediction_events(policy, events)
+    assert SlotSet("handoff_status", None) in ended and SlotSet("handoff_channel_sid", None) in ended
+    # Only on the turn's first prediction: later ones (after the bot's action) leave the slots alone.
+    assert prediction_events(policy, [*events, ActionExecuted("utter_greet")]) == []

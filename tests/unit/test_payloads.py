@@ -8,14 +8,14 @@ stock output classes, not written down by hand.
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Dict, FrozenSet, List, Set
+from typing import Any, Dict, FrozenSet, List, Mapping, Set
 
 import pytest
 from rasa.core.channels.channel import CollectingOutputChannel
 from rasa.core.channels.socketio import SocketIOOutput as StockSocketIOOutput
-from rasa.shared.core.events import BotUttered
+from rasa.shared.core.events import BotUttered, UserUttered
 
-from rasa_flex_handoff import handoff, payloads
+from rasa_flex_handoff import attachments, handoff, payloads
 from rasa_flex_handoff.rest import RestOutput
 from rasa_flex_handoff.socketio import SocketIOOutput
 from rasa_flex_handoff.webhooks import webhook_params
@@ -196,3 +196,102 @@ def test_webhook_params_keep_blank_values(body: bytes, expected: Dict[str, List[
 @pytest.mark.parametrize("body", [b"\xff\xfe", b"no-equals-sign"])
 def test_webhook_params_reject_what_is_not_a_form(body: bytes) -> None:
     assert webhook_params(body) is None
+
+
+# --- files ------------------------------------------------------------------------------------
+
+PHOTO = attachments.recorded("photo.png", "image/png", 3, "ME1", "IS1")
+INVOICE = attachments.recorded("invoice.pdf", "application/pdf", 1234, "ME2", "IS1")
+
+
+def link(recorded: Mapping[str, Any]) -> str:
+    """Stands in for the media-file route's link (attachments.file_url)."""
+    return f"https://bot.example.com/webhooks/handoff_socketio/media/file/token-{recorded['media_sid']}"
+
+
+def agent_file(recorded: Dict[str, Any], sid: str = "IM9") -> Dict[str, Any]:
+    name = recorded["filename"]
+    meta = handoff.handoff_metadata("agent", agent="alice", body=name, message_sid=sid, timestamp="t", attachment=recorded)
+    return BotUttered(handoff.agent_text("alice", name), metadata=meta).as_dict()
+
+
+def test_an_agents_image_is_its_name_as_text_with_the_file_and_rasas_image_shape() -> None:
+    url = link(PHOTO)
+    shown = {"url": url, "filename": "photo.png", "content_type": "image/png", "size": 3, "kind": "image"}
+    handoff_meta = {"sender": "agent", "agent": {"name": "alice"}, "body": "photo.png", "message_sid": "IM9", "timestamp": "t"}
+    rest = payloads.from_bot_event(agent_file(PHOTO), "buttons", link)
+    assert rest == {"text": "alice: photo.png", "image": url, "metadata": {"handoff": {**handoff_meta, "attachment": shown}}}
+    socketio = payloads.as_socketio(rest)  # what the socket.io output emits live
+    assert socketio == {
+        "text": "alice: photo.png",
+        "attachment": {"type": "image", "payload": {"src": url}},
+        "metadata": {"handoff": {**handoff_meta, "attachment": shown}},
+    }
+    assert "media_sid" not in repr(rest) and "IS1" not in repr(rest)  # where Flex keeps it stays on the server
+    # History is the same function: the entry is the live payload plus sender, timestamp and index.
+    [entry] = payloads.history([agent_file(PHOTO)], "quick_replies", link=link)
+    assert {k: v for k, v in entry.items() if k not in ("sender", "timestamp", "index")} == socketio
+    assert entry["sender"] == "agent"
+    [rest_entry] = payloads.history([agent_file(PHOTO)], "buttons", link=link)
+    assert rest_entry["image"] == url and "attachment" not in rest_entry
+
+
+def test_any_other_file_is_its_name_as_text_with_the_file_and_no_preview() -> None:
+    turn = payloads.from_bot_event(agent_file(INVOICE), "buttons", link)
+    assert turn is not None and set(turn) == {"text", "metadata"} and turn["text"] == "alice: invoice.pdf"
+    assert turn["metadata"]["handoff"]["attachment"] == {
+        "url": link(INVOICE),
+        "filename": "invoice.pdf",
+        "content_type": "application/pdf",
+        "size": 1234,
+        "kind": "file",
+    }
+    assert payloads.as_socketio(turn) == turn
+
+
+def test_without_a_route_for_files_a_file_is_shown_by_name_only() -> None:
+    turn = payloads.from_bot_event(agent_file(PHOTO))
+    assert turn is not None and set(turn) == {"text", "metadata"}
+    assert turn["metadata"]["handoff"]["attachment"] == {
+        "filename": "photo.png",
+        "content_type": "image/png",
+        "size": 3,
+        "kind": "image",
+    }
+
+
+def test_the_visitors_own_file_is_their_turn_in_history_with_the_file() -> None:
+    user = UserUttered(
+        "photo.png",
+        input_channel="handoff_socketio",
+        metadata={"handoff": {"relayed_to": "CH1", "relay_id": "r1", "attachment": PHOTO}},
+    ).as_dict()
+    [entry] = payloads.history([user], "quick_replies", link=link)
+    assert {k: v for k, v in entry.items() if k not in ("timestamp", "index")} == {
+        "sender": "visitor",
+        "text": "photo.png",
+        "attachment": {"type": "image", "payload": {"src": link(PHOTO)}},
+        "metadata": {
+            "handoff": {
+                "sender": "visitor",
+                "attachment": {
+                    "url": link(PHOTO),
+                    "filename": "photo.png",
+                    "content_type": "image/png",
+                    "size": 3,
+                    "kind": "image",
+                },
+            }
+        },
+    }
+    [plain] = payloads.history([{"event": "user", "text": "plain words", "metadata": {}}], "buttons", link=link)
+    assert set(plain) == {"sender", "text", "timestamp", "index"}  # visitor text turns are unchanged
+
+
+async def test_the_socketio_output_emits_a_file_turn_as_one_payload() -> None:
+    sio = RecordingSio()
+    await SocketIOOutput(sio, "bot_uttered").send_payloads("room", [payloads.from_bot_event(agent_file(PHOTO), link=link)])  # type: ignore[arg-type, list-item]
+    [emitted] = sio.emitted
+    # Rasa's text shape and its image shape in one payload: a plain widget shows one of them, ours the file card.
+    assert set(emitted) == {"text", "attachment", "metadata"} and emitted["attachment"]["type"] == "image"
+    assert {frozenset({"text"}), frozenset({"attachment"})} <= await stock_socketio_shapes()

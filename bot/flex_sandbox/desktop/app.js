@@ -193,6 +193,7 @@
     $("accept").title = !state.agent ? "Enter your agent name first" : routedElsewhere ? "Transferred to " + task.target_agent : "";
     const wrapping = task.assignment_status === "wrapping" && task.agent === state.agent;
     $("done").classList.toggle("hidden", !(message && (task.status === "pending" || mine)) && !wrapping);
+    $("done").textContent = wrapping ? "Complete" : "Done";
     $("done").disabled = !state.agent;
     $("end").classList.toggle("hidden", !mine || message);
     $("composer").classList.toggle("hidden", !mine || message);
@@ -205,12 +206,46 @@
       notice(task.reason + ".", "info");
     } else if (task.status === "ended" && message) {
       notice("Done" + (task.agent ? " by " + task.agent : "") + ".", "info");
+    } else if (wrapping) {
+      notice("Chat ended. Wrap up, then Complete.", "info");
     } else if (task.status === "ended") {
       notice(task.ended_by === "customer" ? "The customer left; this chat is closed." : "Chat ended" + (task.ended_by ? " by " + task.ended_by : "") + ".", "info");
     } else if (task.status === "accepted" && task.agent !== state.agent) {
       notice("This task is handled by " + task.agent + ".", "info");
     }
     renderPreEngagement(task.pre_engagement_data);
+    renderContext(task);
+  }
+
+  function firstObject(...values) {
+    return values.find((v) => isPlainObject(v) && Object.keys(v).length) || null;
+  }
+
+  // What the bot handed over, wherever the chat carries it: the task's attributes (Flex Insights' `customers`,
+  // the bot's `summary`), the pre-engagement data, and what was written back after the chat (`handoff_survey`).
+  function renderContext(task) {
+    const attributes = isPlainObject(task.attributes) ? task.attributes : {};
+    const pre = isPlainObject(task.pre_engagement_data) ? task.pre_engagement_data : {};
+    const chat = isPlainObject(task.chat_attributes) ? task.chat_attributes : {};
+    const customer = firstObject(attributes.customers, pre.customers, pre.visitor, chat.customers);
+    fillBox("customer-box", "customer-details", customer && keyValues(Object.entries(customer), 1));
+    const summary = attributes.summary ?? pre.summary ?? chat.summary;
+    let summaryNode = null;
+    if (typeof summary === "string" && summary.trim()) summaryNode = el("p", "summary-text", summary);
+    else if (isPlainObject(summary)) {
+      summaryNode = el("div");
+      if (summary.text) summaryNode.append(el("p", "summary-text", summary.text));
+      const rest = Object.entries(summary).filter(([key]) => key !== "text");
+      if (rest.length) summaryNode.append(keyValues(rest, 1));
+    }
+    fillBox("task-summary-box", "task-summary", summaryNode);
+    const survey = firstObject(chat.handoff_survey, attributes.handoff_survey);
+    fillBox("survey-box", "survey", survey && keyValues(Object.entries(survey), 1));
+  }
+
+  function fillBox(boxId, bodyId, node) {
+    $(bodyId).replaceChildren(...(node ? [node] : []));
+    $(boxId).classList.toggle("hidden", !node);
   }
 
   function renderMessageTask(task) {
@@ -285,17 +320,56 @@
     if (!state.selected || state.selected.sid !== sid) return;
     const list = $("messages");
     list.replaceChildren();
+    const summaries = (data.messages || []).filter((m) => m.summary);
+    renderSummaryCard(summaries);
     for (const m of data.messages || []) {
+      if (m.summary) continue;
       const item = el("li", "message role-" + m.role);
       item.dataset.index = m.index;
       item.append(el("span", "who", (m.role === "customer" ? state.selected.customer_friendly_name || m.author : m.author) + " · " + time(m.date_created)));
       item.append(document.createTextNode(m.body));
-      for (const file of m.media || []) {
-        item.append(el("span", "attachment", "📎 " + (file.filename || file.content_type || "attachment") + (file.size ? " (" + file.size + " bytes)" : "")));
-      }
+      for (const file of m.media || []) item.append(fileView(file));
       list.append(item);
     }
     list.scrollTop = list.scrollHeight;
+  }
+
+  // The bot's summary for the agent: posted first, by the bot (not a participant), shown on top as a card.
+  function renderSummaryCard(summaries) {
+    const body = $("summary-body");
+    body.replaceChildren(...summaries.map((m) => el("div", "summary-text", m.body)));
+    $("summary-card").classList.toggle("hidden", summaries.length === 0);
+  }
+
+  const PREVIEWABLE = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
+  function size(bytes) {
+    if (!bytes) return "";
+    return bytes < 1024 ? bytes + " B" : bytes < 1048576 ? Math.round(bytes / 1024) + " KB" : (bytes / 1048576).toFixed(1) + " MB";
+  }
+
+  // A file in a message: images previewed, anything else a download link (the URL is pre-signed and short-lived).
+  function fileView(file) {
+    const name = file.filename || file.content_type || "attachment";
+    const box = el("span", "file");
+    if (!file.url) {
+      box.append(document.createTextNode("📎 " + name + (file.size ? " (" + size(file.size) + ")" : "")));
+      return box;
+    }
+    const link = el("a", null, "📎 " + name);
+    link.href = file.url;
+    link.target = "_blank";
+    link.rel = "noopener";
+    if (!PREVIEWABLE.includes(file.content_type)) link.setAttribute("download", file.filename || "");
+    box.append(link);
+    if (file.size) box.append(document.createTextNode(" (" + size(file.size) + ")"));
+    if (PREVIEWABLE.includes(file.content_type)) {
+      const img = el("img", "preview");
+      img.src = file.url;
+      img.alt = name;
+      box.append(img);
+    }
+    return box;
   }
 
   $("accept").addEventListener("click", async () => {
@@ -336,7 +410,7 @@
   $("end").addEventListener("click", async () => {
     if (!state.selected) return;
     try {
-      state.selected = await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/end", { agent: state.agent });
+      state.selected = await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/end", { agent: state.agent, wrap_up: true });
     } catch (e) {
       notice(e.message);
     }
@@ -353,6 +427,27 @@
       await api("POST", "/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/messages", { agent: state.agent, body });
     } catch (e) {
       input.value = body;
+      notice(e.message);
+    }
+    await loadMessages();
+  });
+
+  // Attaching a file: uploaded by the sandbox to its Media Content Service, then sent as a media message (as Flex does).
+  $("file-input").addEventListener("change", async () => {
+    const input = $("file-input");
+    const file = input.files && input.files[0];
+    input.value = "";
+    if (!file || !state.selected) return;
+    const form = new FormData();
+    form.append("agent", state.agent);
+    form.append("file", file, file.name);
+    try {
+      const response = await fetch("/agent/api/tasks/" + encodeURIComponent(state.selected.sid) + "/media", { method: "POST", body: form });
+      let data = {};
+      try { data = await response.json(); } catch (e) { data = {}; }
+      if (!response.ok) throw new Error(data.error || ("HTTP " + response.status));
+      notice("");
+    } catch (e) {
       notice(e.message);
     }
     await loadMessages();

@@ -19,10 +19,12 @@ from rasa_flex_handoff.flex.chats import (
     FlexChat,
     FlexChats,
     FlexError,
+    FlexMedia,
     FlexMessage,
     FlexParticipant,
     NewChat,
     call,
+    media_of,
 )
 from rasa_flex_handoff.flex.conversations import ConversationsChats
 from rasa_flex_handoff.flex.interactions import InteractionsChats
@@ -60,6 +62,7 @@ __all__ = [
     "FlexChat",
     "FlexChats",
     "FlexError",
+    "FlexMedia",
     "FlexMessage",
     "FlexParticipant",
     "FlexRouting",
@@ -71,4 +74,5 @@ __all__ = [
     "channel_attributes_inactive",
     "estimate_wait",
     "flex_chats",
+    "media_of",
 ]

@@ -13,7 +13,9 @@ from rasa_flex_handoff.flex.chats import (
     FlexMessage,
     FlexParticipant,
     NewChat,
+    is_summary,
     iso,
+    media_of,
     relay_id_of,
 )
 from rasa_flex_handoff.settings import CONVERSATIONS
@@ -117,10 +119,24 @@ class ConversationsChats(FlexChats):
             creates=True,
         )
 
+    async def _post_summary(self, chat: FlexChat, author: str, body: str, attributes: str) -> FlexMessage:
+        return message_of(
+            await self._conversation(chat).messages.create_async(
+                x_twilio_webhook_enabled="false", author=author, body=body, attributes=attributes
+            )
+        )
+
     async def _post(self, chat: FlexChat, body: str, attributes: str) -> FlexMessage:
         return message_of(
             await self._conversation(chat).messages.create_async(
                 x_twilio_webhook_enabled="true", author=chat.identity, body=body, attributes=attributes
+            )
+        )
+
+    async def _post_media(self, chat: FlexChat, media_sid: str, attributes: str) -> FlexMessage:
+        return message_of(
+            await self._conversation(chat).messages.create_async(
+                x_twilio_webhook_enabled="true", author=chat.identity, media_sid=media_sid, attributes=attributes
             )
         )
 
@@ -137,6 +153,15 @@ class ConversationsChats(FlexChats):
             lambda: self._conversation(chat).messages.list_async(order="desc", limit=limit, page_size=limit),
         )
         return [message_of(m) for m in found]
+
+    annotates_ended_chats = False  # a closed conversation's attributes are read-only (50377): its task takes them
+
+    async def _attributes(self, chat: FlexChat) -> Optional[str]:
+        conversation = await self._conversation(chat).fetch_async()
+        return conversation.attributes  # type: ignore[no-any-return]
+
+    async def _set_attributes(self, chat: FlexChat, attributes: str) -> None:
+        await self._conversation(chat).update_async(attributes=attributes)
 
     async def _is_closed(self, chat: FlexChat) -> bool:
         conversation = await self.call("fetch conversation", lambda: self._conversation(chat).fetch_async())
@@ -158,5 +183,12 @@ class ConversationsChats(FlexChats):
 def message_of(m: Any) -> FlexMessage:
     """A Conversations message (SDK instance) as a `FlexMessage`."""
     return FlexMessage(
-        m.sid, int(m.index or 0), m.author or "", m.body or "", iso(m.date_created), relay_id_of(m.attributes), bool(m.media)
+        m.sid,
+        int(m.index or 0),
+        m.author or "",
+        m.body or "",
+        iso(m.date_created),
+        relay_id_of(m.attributes),
+        media_of(m.media),
+        summary=is_summary(m.attributes),
     )

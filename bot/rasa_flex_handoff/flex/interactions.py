@@ -71,11 +71,23 @@ def interaction_of(chat: FlexChat) -> Optional[Tuple[str, str]]:
     return found.group(1), found.group(2)
 
 
+# The context's visitor fields as Flex Insights names its customer attributes (task attribute `customers`).
+INSIGHTS_CUSTOMER = {"name": "name", "email": "email", "customer_id": "external_id"}
+
+
+def insights_customers(visitor: Any) -> Dict[str, str]:
+    """Flex Insights' `customers` task attributes ({name, email, external_id}) of the context's `visitor`, vouched or declared."""
+    if not isinstance(visitor, Mapping):
+        return {}
+    return {key: visitor[field] for field, key in INSIGHTS_CUSTOMER.items() if isinstance(visitor.get(field), str)}
+
+
 def interaction_task_attributes(new: NewChat, conversation_sid: str) -> Dict[str, Any]:
-    """The TaskRouter task attributes of a chat: who, why, intent, slots and the latest lines, plus what Flex reads.
+    """The TaskRouter task attributes of a chat: who, why, intent, slots, summary and the latest lines, plus what Flex reads.
 
     Routing (workflow expressions) and the agent's task list see only these; the full context
-    stays on the conversation, under `pre_engagement_data`.
+    stays on the conversation, under `pre_engagement_data`. Who the visitor is goes to Flex
+    Insights as `customers` (whether vouched for is `visitor.verified`).
     """
     data = new.pre_engagement_data
     transcript = data.get("transcript")
@@ -95,6 +107,11 @@ def interaction_task_attributes(new: NewChat, conversation_sid: str) -> Dict[str
         "slots": data.get("slots") or {},
         "transcript": kept,
     }
+    if isinstance(data.get("summary"), Mapping):
+        attributes["summary"] = data["summary"]
+    customers = insights_customers(data.get("visitor"))
+    if customers:
+        attributes["customers"] = customers
     if omitted:
         attributes["transcript_omitted"] = omitted
     return attributes

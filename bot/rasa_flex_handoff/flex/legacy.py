@@ -13,7 +13,9 @@ from rasa_flex_handoff.flex.chats import (
     FlexMessage,
     FlexParticipant,
     NewChat,
+    is_summary,
     iso,
+    media_of,
     relay_id_of,
 )
 from rasa_flex_handoff.settings import LEGACY
@@ -98,10 +100,24 @@ class LegacyChats(FlexChats):
             creates=True,
         )
 
+    async def _post_summary(self, chat: FlexChat, author: str, body: str, attributes: str) -> FlexMessage:
+        return message_of(
+            await self._channel(chat).messages.create_async(
+                x_twilio_webhook_enabled="false", from_=author, body=body, attributes=attributes
+            )
+        )
+
     async def _post(self, chat: FlexChat, body: str, attributes: str) -> FlexMessage:
         return message_of(
             await self._channel(chat).messages.create_async(
                 x_twilio_webhook_enabled="true", from_=chat.identity, body=body, attributes=attributes
+            )
+        )
+
+    async def _post_media(self, chat: FlexChat, media_sid: str, attributes: str) -> FlexMessage:
+        return message_of(
+            await self._channel(chat).messages.create_async(
+                x_twilio_webhook_enabled="true", from_=chat.identity, media_sid=media_sid, attributes=attributes
             )
         )
 
@@ -115,6 +131,13 @@ class LegacyChats(FlexChats):
             lambda: self._channel(chat).messages.list_async(order="desc", limit=limit, page_size=limit),
         )
         return [message_of(m) for m in found]
+
+    async def _attributes(self, chat: FlexChat) -> Optional[str]:
+        channel = await self._channel(chat).fetch_async()
+        return channel.attributes  # type: ignore[no-any-return]
+
+    async def _set_attributes(self, chat: FlexChat, attributes: str) -> None:
+        await self._channel(chat).update_async(attributes=attributes)
 
     async def _is_closed(self, chat: FlexChat) -> bool:
         channel = await self.call("fetch chat channel", lambda: self._channel(chat).fetch_async())
@@ -137,5 +160,12 @@ class LegacyChats(FlexChats):
 def message_of(m: Any) -> FlexMessage:
     """A Programmable Chat message (SDK instance) as a `FlexMessage`."""
     return FlexMessage(
-        m.sid, int(m.index or 0), m._from or "", m.body or "", iso(m.date_created), relay_id_of(m.attributes), bool(m.media)
+        m.sid,
+        int(m.index or 0),
+        m._from or "",
+        m.body or "",
+        iso(m.date_created),
+        relay_id_of(m.attributes),
+        media_of(m.media),
+        summary=is_summary(m.attributes),
     )

@@ -308,6 +308,20 @@ class FlexRouting:
             )
         )
 
+    async def annotate_task(self, chat: FlexChat, key: str, value: Any) -> bool:
+        """Set `key` in the attributes of the chat's task, keeping the rest; False when the chat has no task."""
+        task = await self._task_of(chat)
+        if task is None:
+            return False
+        merged = {**task_attributes(task.attributes), key: value}
+        ws = await self.workspace()
+        await call(
+            "update task attributes",
+            lambda: self._ws(ws).tasks(task.sid).update_async(attributes=json.dumps(merged)),
+            self.settings,
+        )
+        return True
+
     async def task_by_ref(self, ref: str) -> Any:
         """The task whose `handoff_ref` attribute is `ref` (SDK instance), None when there is none."""
         found = await self._tasks_where(_expression(REF_ATTRIBUTE, ref))

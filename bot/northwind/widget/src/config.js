@@ -40,9 +40,17 @@ export const DEFAULTS = {
   typingIdleMs: 1500, // visitor "stopped typing" after this long without a keystroke
   container: null, // element to mount into; default document.body
   zIndex: 2147483000,
-  // Sent as `metadata` with every message (Rasa's socket.io `metadata_key`), e.g. the signed-in
-  // customer `{customer: {name, email}}` for a channel that passes it on to the agent.
+  // Sent as `metadata` with every message (Rasa's socket.io `metadata_key`), e.g. `{language: "en"}`.
   metadata: null,
+  // The signed-in customer the page knows, {name, email, customer_id}: sent as `metadata.customer`
+  // with every message, for a channel that vouches for it and passes it on to the agent.
+  customer: null,
+  // For visitors the page does not know: ask who they are (optional form) the first time they ask
+  // for a person; true (name and email) or a list of "name" / "email". Sent as `metadata.pre_engagement`.
+  preEngagement: false,
+  // A bearer token (JWT) for a server with `jwt_key`: a string or a function returning one (or a
+  // promise of one). Sent in the socket.io handshake (`auth.token`) and to the history and upload routes.
+  authToken: null,
 };
 
 // data-server-url="..." -> serverUrl; data-color-primary="#123" -> colors.primary
@@ -58,7 +66,20 @@ const ATTRIBUTES = {
   storage: "storage",
   storageKey: "storageKey",
   open: "open",
+  preEngagement: "preEngagement",
+  authToken: "authToken",
 };
+
+function jsonObject(text, attribute) {
+  try {
+    const parsed = JSON.parse(text);
+    if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) return parsed;
+  } catch (_) {
+    // reported below
+  }
+  console.warn(`handoff widget: ${attribute} is not a JSON object; ignored`);
+  return null;
+}
 
 export function configFromScript(script) {
   if (!script || !script.dataset) return {};
@@ -71,13 +92,19 @@ export function configFromScript(script) {
   }
   if (config.open !== undefined) config.open = config.open !== "false";
   if (config.historyUrl === "none") config.historyUrl = null;
+  if (config.preEngagement !== undefined && config.preEngagement !== "false") {
+    // data-pre-engagement="true" (name and email) or "name,email"
+    config.preEngagement = config.preEngagement === "true" ? true : config.preEngagement.split(",");
+  } else {
+    delete config.preEngagement;
+  }
   if (data.metadata) {
-    try {
-      const parsed = JSON.parse(data.metadata);
-      if (parsed && typeof parsed === "object" && !Array.isArray(parsed)) config.metadata = parsed;
-    } catch (_) {
-      console.warn("handoff widget: data-metadata is not a JSON object; ignored");
-    }
+    const parsed = jsonObject(data.metadata, "data-metadata");
+    if (parsed) config.metadata = parsed;
+  }
+  if (data.customer) {
+    const parsed = jsonObject(data.customer, "data-customer");
+    if (parsed) config.customer = parsed;
   }
   const colors = {};
   for (const [attribute, value] of Object.entries(data)) {

@@ -6,7 +6,8 @@ import { io } from "socket.io-client";
 
 export class RasaConnection {
   /**
-   * @param {object} options serverUrl, socketPath, transports, sessionId, metadata
+   * @param {object} options serverUrl, socketPath, transports, sessionId, metadata (an object, or a
+   *   function returning what goes with each message), authToken (async function: the bearer token or "")
    * @param {object} handlers onConfirm(sessionId, isReconnect), onBotUttered(data),
    *   onAgentTyping(data), onOffline(reason), onConnectError(error)
    */
@@ -30,6 +31,12 @@ export class RasaConnection {
       timeout: 10000,
     };
     if (transports) socketOptions.transports = transports;
+    // Like Rasa's socket.io channel with `jwt_key`: the token in the handshake's `auth`.
+    if (this.options.authToken) {
+      socketOptions.auth = (callback) => {
+        Promise.resolve(this.options.authToken()).then((token) => callback(token ? { token } : {}), () => callback({}));
+      };
+    }
     const socket = io(serverUrl, socketOptions);
     this.socket = socket;
 
@@ -66,7 +73,8 @@ export class RasaConnection {
   sendText(text) {
     const message = { message: text, session_id: this.sessionId };
     // Like Rasa's webchat customData: what the page tells the bot with every message.
-    if (this.options.metadata) message.metadata = this.options.metadata;
+    const metadata = typeof this.options.metadata === "function" ? this.options.metadata() : this.options.metadata;
+    if (metadata) message.metadata = metadata;
     this.socket.emit("user_uttered", message);
   }
 

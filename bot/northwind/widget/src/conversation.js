@@ -12,7 +12,11 @@ export function sameMessage(a, b) {
   if (a.sender !== b.sender) return false;
   if (a.id && b.id) return a.id === b.id;
   if (comparableText(a) !== comparableText(b)) return false;
-  if ((a.image && a.image.src) !== (b.image && b.image.src)) return false;
+  // A file's link is made anew each time it is shown (it expires): a file is the same by its name.
+  if (Boolean(a.attachment) !== Boolean(b.attachment)) return false;
+  if (a.attachment) {
+    if (a.attachment.filename !== b.attachment.filename) return false;
+  } else if ((a.image && a.image.src) !== (b.image && b.image.src)) return false;
   if (a.sender === "system" && a.event !== b.event) return false;
   return Math.abs(a.timestamp - b.timestamp) <= MATCH_WINDOW_MS;
 }
@@ -27,7 +31,9 @@ const NOTICE_PHASES = ["unavailable", "not_accepted", "leave_message", "message_
  * - `phase`, what the visitor is shown: "bot", "connecting", "queued", "transferring" (waiting),
  *   "agent", "ended", "unavailable" (with `reason` "closed" | "no_agents"), "not_accepted",
  *   "leave_message" (the next message is for the team), "message_left";
- * - `agentName` (with an agent), `queue` {position, etaSeconds} (queued), `transferringAgent`.
+ * - `agentName` (with an agent), `queue` {position, etaSeconds} (queued), `transferringAgent`;
+ * - `attachments`: the file limits the agent chat's `connecting` notice offered, while that chat
+ *   is open (waiting for or with an agent); null otherwise or when none were offered.
  */
 export function handoffState(messages) {
   let state = "bot";
@@ -36,6 +42,7 @@ export function handoffState(messages) {
   let queue = null;
   let reason = "";
   let transferringAgent = "";
+  let attachments = null;
   const toBot = (next) => {
     state = "bot";
     phase = next;
@@ -58,6 +65,7 @@ export function handoffState(messages) {
           state = "waiting";
           phase = "connecting";
           queue = null;
+          attachments = message.attachments || null; // each agent chat says its own
           break;
         case "queue":
           state = "waiting";
@@ -120,6 +128,7 @@ export function handoffState(messages) {
     queue: phase === "queued" ? queue : null,
     reason: phase === "unavailable" ? reason : "",
     transferringAgent: phase === "transferring" ? transferringAgent : "",
+    attachments: state === "waiting" || state === "agent" ? attachments : null,
   };
 }
 
@@ -172,6 +181,11 @@ export class Conversation {
 
   markSent(message) {
     message.pending = false;
+  }
+
+  /** Takes a message off the log (a file the visitor gave up sending). */
+  remove(message) {
+    this.messages = this.messages.filter((m) => m !== message);
   }
 
   /**

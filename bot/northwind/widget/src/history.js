@@ -10,14 +10,17 @@ function entriesOf(body) {
   return [];
 }
 
-/** The history as messages; [] for an unknown session, null when it could not be fetched. */
-export async function fetchHistory(url, timeoutMs = 8000) {
+/**
+ * The history as messages; [] for an unknown session, null when it could not be fetched.
+ * `token`: the page's bearer token, for a server with `jwt_key`.
+ */
+export async function fetchHistory(url, { token = "", timeoutMs = 8000 } = {}) {
   if (!url) return null;
   const controller = typeof AbortController === "function" ? new AbortController() : null;
   const timer = controller ? setTimeout(() => controller.abort(), timeoutMs) : null;
   try {
     const response = await fetch(url, {
-      headers: { Accept: "application/json" },
+      headers: token ? { Accept: "application/json", Authorization: `Bearer ${token}` } : { Accept: "application/json" },
       credentials: "omit",
       cache: "no-store",
       signal: controller ? controller.signal : undefined,

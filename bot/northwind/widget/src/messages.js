@@ -2,17 +2,25 @@
 //
 // A message: { key, id, sender: "visitor"|"bot"|"agent"|"system", text, timestamp (ms),
 //   agentName, event, reason, queue: {position, etaSeconds}, quickReplies: [{title, payload}],
-//   image: {src, alt}, payload, pending }
+//   image: {src, alt}, attachment: {url, filename, contentType, size, kind: "image"|"file", localUrl},
+//   attachments (the limits a `connecting` notice offers), upload: {state, relayId, error, retryable},
+//   payload, pending }
 //
 // Payloads have the shapes Rasa's socket.io output sends ({text}, {text, quick_replies},
 // {attachment}); agent and system turns add `metadata.handoff`: {sender: "agent"|"system",
 // event, agent: {name}, body (the agent's words without "Name: "), message_sid, timestamp}; routing
 // notices add `reason` (unavailable: "closed" | "no_agents") or `position` and `eta_seconds` (queue),
-// and the offer carries its buttons as Rasa's `quick_replies`.
+// and the offer carries its buttons as Rasa's `quick_replies`. Files: an agent's file carries
+// `metadata.handoff.attachment` {url, filename, content_type, size, kind} (images also Rasa's
+// `attachment: {type: "image", payload: {src}}`); so does the visitor's own file turn in history.
+
+import { replyLabel } from "./after-chat.js";
+import { attachmentLimits } from "./attachments.js";
 
 export const SYSTEM_EVENTS = [
   "connecting", "agent_joined", "agent_left", "chat_closed", "visitor_left", "bot_resumed", "relay_failed", "too_fast",
   "unavailable", "offer", "leave_message", "message_left", "stay", "queue", "not_accepted", "transferring",
+  "survey", "survey_comment", "survey_thanks", "transcript_offer", "transcript_email", "transcript_sent", "transcript_failed",
 ];
 
 let counter = 0;
@@ -68,6 +76,20 @@ function imageOf(data) {
   return src ? { src, alt: asText(payload.alt || payload.title || "Image") } : null;
 }
 
+const IMAGE_KINDS = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/** A file turn's `metadata.handoff.attachment` as shown; null without a file name. The URL stays http(s) only. */
+export function attachmentOf(raw) {
+  if (!raw || typeof raw !== "object") return null;
+  const filename = asText(raw.filename).trim();
+  if (!filename) return null;
+  const contentType = asText(raw.content_type).toLowerCase();
+  const size = countOf(raw.size);
+  const url = raw.url ? safeUrl(raw.url) : null;
+  const kind = raw.kind === "image" || raw.kind === "file" ? raw.kind : IMAGE_KINDS.includes(contentType) ? "image" : "file";
+  return { url, filename, contentType, size: size === null ? null : Math.round(size), kind };
+}
+
 function countOf(value) {
   const number = typeof value === "string" && value.trim() !== "" ? Number(value) : value;
   return typeof number === "number" && isFinite(number) && number >= 0 ? number : null;
@@ -109,10 +131,14 @@ export function fromBotPayload(data, receivedAt = Date.now()) {
     // System notices may ask too: the offer after "unavailable" / "not_accepted" has buttons.
     quickReplies: sender === "agent" ? [] : quickRepliesOf(data),
     image: imageOf(data),
+    attachment: attachmentOf(handoff.attachment),
   };
+  // A file is shown by its card or preview: Rasa's image shape of the same file is for stock widgets.
+  if (message.attachment) message.image = null;
   if (message.event === "unavailable") message.reason = asText(handoff.reason);
   if (message.event === "queue") message.queue = queueOf(handoff);
-  if (!message.text && !message.image && !message.quickReplies.length) return null; // unknown custom payload
+  if (message.event === "connecting") message.attachments = attachmentLimits(handoff.attachments);
+  if (!message.text && !message.image && !message.attachment && !message.quickReplies.length) return null; // unknown custom payload
   return finish(message);
 }
 
@@ -129,7 +155,7 @@ export function fromHistoryEntry(entry) {
   if (!sender) {
     // A raw tracker event; system payloads also have an `event`, but always a sender too.
     if (entry.event === "user") {
-      return visitorFromHistory({ text: entry.text, timestamp: entry.timestamp, id: entry.message_id });
+      return visitorFromHistory({ text: entry.text, timestamp: entry.timestamp, id: entry.message_id, metadata: entry.metadata });
     }
     if (entry.event === "bot") return fromTrackerBotEvent(entry);
     if (entry.event) return null; // slots, actions, sessions...
@@ -166,7 +192,8 @@ function fromTrackerBotEvent(entry) {
 }
 
 function visitorFromHistory(entry) {
-  const text = asText(entry.text || entry.message);
+  const attachment = attachmentOf(handoffOf(entry).attachment);
+  const text = asText(entry.text || entry.message) || (attachment ? attachment.filename : "");
   if (!text) return null;
   return finish({
     id: asText(entry.message_sid || entry.id || entry.message_id || "") || null,
@@ -175,6 +202,33 @@ function visitorFromHistory(entry) {
     payload: text,
     timestamp: toMillis(entry.timestamp) || Date.now(),
     quickReplies: [],
+    attachment,
+  });
+}
+
+/**
+ * A file the visitor is sending, shown at once (from the local file: `localUrl`, an object URL for
+ * an image preview) while it uploads. Its text is the file name, as the server records the turn.
+ */
+export function visitorAttachment(file, relayId, localUrl = null) {
+  const contentType = asText(file.type).toLowerCase();
+  return finish({
+    id: null,
+    sender: "visitor",
+    text: file.name,
+    payload: file.name,
+    timestamp: Date.now(),
+    quickReplies: [],
+    attachment: {
+      url: null,
+      localUrl,
+      filename: file.name,
+      contentType,
+      size: file.size,
+      kind: IMAGE_KINDS.includes(contentType) ? "image" : "file",
+    },
+    upload: { state: "uploading", relayId, error: "", retryable: false },
+    pending: true,
   });
 }
 
@@ -195,7 +249,7 @@ export function visitorMessage(payload, label) {
 export function labelPayloads(messages, knownLabels) {
   const labels = new Map(Object.entries(knownLabels));
   for (const message of messages) {
-    for (const reply of message.quickReplies || []) labels.set(reply.payload, reply.title);
+    for (const reply of message.quickReplies || []) labels.set(reply.payload, replyLabel(message, reply));
     if (message.sender === "visitor" && message.text === message.payload && labels.has(message.payload)) {
       message.text = labels.get(message.payload);
     }

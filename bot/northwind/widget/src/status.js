@@ -89,6 +89,12 @@ export function noticeHeading(message) {
       return "Nobody could take the chat";
     case "message_left":
       return "Message sent";
+    case "survey_thanks":
+      return "Thanks for your feedback";
+    case "transcript_sent":
+      return "Transcript sent";
+    case "transcript_failed":
+      return "Transcript not sent";
     default:
       return "";
   }

@@ -15,7 +15,9 @@ function author(message, botName) {
 export function transcriptText(messages, { title, botName }) {
   const lines = [`${title} — chat transcript`, `Downloaded ${stamp(Date.now())}`, ""];
   for (const message of messages) {
-    const text = message.text || (message.image ? `[image] ${message.image.src}` : "");
+    const text = message.attachment
+      ? `[file] ${message.attachment.filename}`
+      : message.text || (message.image ? `[image] ${message.image.src}` : "");
     const who = message.sender === "system" ? "*" : `${author(message, botName)}:`;
     lines.push(`[${stamp(message.timestamp)}] ${who} ${text}`);
   }

@@ -1,9 +1,12 @@
 // The widget's DOM: a launcher button and a chat panel inside a Shadow DOM, isolated from the page.
 
 import css from "./styles.css";
+import { asksForInput } from "./after-chat.js";
+import { limitsText } from "./attachments.js";
 import { el, initials } from "./dom.js";
 import { icon } from "./icons.js";
 import { messageElement, updateMessageElement } from "./message-view.js";
+import { preEngagementForm } from "./pre-engagement-view.js";
 import { dotKind, statusPanel, subtitleText } from "./status.js";
 
 const NEAR_BOTTOM_PX = 120;
@@ -20,16 +23,37 @@ export class WidgetView {
    * @param {object} config resolved widget config
    * @param {object} handlers onSend(text), onQuickReply(reply), onTalkToAgent(), onEndChat() (also the
    *   waiting panel's Cancel),
-   *   onToggle(open), onInput(hasText), onDownload()
+   *   onToggle(open), onInput(hasText), onDownload(), onFiles(files) (chosen, dropped or pasted),
+   *   onRetryUpload(message), onRemoveUpload(message), onEditDetails() (the header's "Your details"),
+   *   knownEmail() (to prefill the transcript's address)
    */
   constructor(config, handlers) {
     this.config = config;
     this.handlers = handlers;
     this.rows = new Map(); // message key -> element
     this.open = false;
-    this.handoff = { state: "bot", phase: "bot", agentName: "" };
+    this.handoff = { state: "bot", phase: "bot", agentName: "", attachments: null };
     this.online = true;
     this.bannerTimer = null;
+    this.sheet = null; // the pre-engagement form, while shown
+    // What the log's messages can do; the buttons go away with the next message, so focus goes to the input.
+    this.messageActions = {
+      onQuickReply: (reply) => {
+        this.handlers.onQuickReply(reply);
+        if (!this.sheet) this.input.focus();
+      },
+      onSendText: (text) => {
+        this.handlers.onSend(text);
+        this.input.focus();
+      },
+      onDownload: () => this.handlers.onDownload(),
+      onRetryUpload: (message) => this.handlers.onRetryUpload(message),
+      onRemoveUpload: (message) => {
+        this.handlers.onRemoveUpload(message);
+        this.input.focus();
+      },
+      knownEmail: () => this.handlers.knownEmail() || "",
+    };
   }
 
   mount(container) {
@@ -64,12 +88,17 @@ export class WidgetView {
     this.avatar = el("span", { className: "hw-header__avatar", "aria-hidden": "true" }, icon("bot"));
     this.subtitle = el("span", { className: "hw-subtitle__text", text: config.subtitle });
     this.statusDot = el("span", { className: "hw-dot", "aria-hidden": "true" });
+    this.detailsButton = el("button", {
+      type: "button", className: "hw-icon-button hw-details", "aria-label": "Your details", title: "Your details", hidden: true,
+      onclick: () => this.handlers.onEditDetails(),
+    }, icon("details"));
     const header = el("header", { className: "hw-header" }, [
       this.avatar,
       el("div", { className: "hw-heading" }, [
         el("h2", { className: "hw-title", id: "hw-title", text: config.title }),
         el("p", { className: "hw-subtitle" }, [this.statusDot, this.subtitle]),
       ]),
+      this.detailsButton,
       el("button", {
         type: "button", className: "hw-icon-button hw-download", "aria-label": "Download transcript", title: "Download transcript",
         onclick: () => this.handlers.onDownload(),
@@ -104,6 +133,13 @@ export class WidgetView {
       this.typingText,
     ]);
     this.scroller = el("div", { className: "hw-scroll" }, [this.welcome, this.log, this.typing]);
+    // Whether the visitor is following the latest messages: an image that loads later (and grows the
+    // log) keeps them at the bottom then, and leaves them where they are when they scrolled up to read.
+    this.pinned = true;
+    this.scroller.addEventListener("scroll", () => { this.pinned = this.isNearBottom(); }, { passive: true });
+    this.log.addEventListener("load", (event) => {
+      if (event.target && event.target.tagName === "IMG" && this.pinned) this.scrollToBottom();
+    }, true);
 
     this.actionButton = el("button", { type: "button", className: "hw-action", onclick: () => this.onAction() });
     this.actionBar = el("div", { className: "hw-actions" }, this.actionButton);
@@ -129,16 +165,41 @@ export class WidgetView {
       this.autosize();
       this.handlers.onInput(this.input.value.trim().length > 0);
     });
+    this.input.addEventListener("paste", (event) => {
+      const files = event.clipboardData ? Array.from(event.clipboardData.files || []) : [];
+      if (files.length && this.handoff.attachments) {
+        event.preventDefault();
+        this.handlers.onFiles(files);
+      }
+    });
     this.sendButton = el("button", { type: "submit", className: "hw-send", "aria-label": "Send message", title: "Send" }, icon("send"));
+    // Files, only while the agent chat offers them: one per message, checked before anything is sent.
+    this.fileInput = el("input", { type: "file", className: "hw-file-input", tabindex: "-1", "aria-hidden": "true", hidden: true });
+    this.fileInput.addEventListener("change", () => {
+      const files = Array.from(this.fileInput.files || []);
+      this.fileInput.value = ""; // choosing the same file again fires `change` again
+      if (files.length) this.handlers.onFiles(files);
+    });
+    this.attachHint = el("span", { className: "hw-visually-hidden", id: "hw-attach-hint" });
+    this.attachButton = el("button", {
+      type: "button", className: "hw-attach", "aria-label": "Attach a file", "aria-describedby": "hw-attach-hint", hidden: true,
+      onclick: () => this.fileInput.click(),
+    }, icon("attach"));
+    this.composerError = el("div", { className: "hw-composer-error", role: "alert", hidden: true });
     this.composer = el("form", { className: "hw-composer", onsubmit: (event) => { event.preventDefault(); this.submit(); } }, [
       el("label", { className: "hw-visually-hidden", for: "hw-input", text: "Message" }),
+      this.attachButton,
+      this.attachHint,
+      this.fileInput,
       this.input,
       this.sendButton,
     ]);
 
+    this.dropZone = el("div", { className: "hw-drop", "aria-hidden": "true", hidden: true }, [icon("attach"), el("span", { text: "Drop a file to send it" })]);
     const panel = el("section", {
       id: "hw-panel", className: "hw-panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title",
-    }, [header, this.banner, this.waiting, this.scroller, this.actionBar, this.prompt, this.composer]);
+    }, [header, this.banner, this.waiting, this.scroller, this.actionBar, this.prompt, this.composerError, this.composer, this.dropZone]);
+    this.watchDrops(panel);
     panel.addEventListener("keydown", (event) => {
       if (event.key === "Escape") {
         event.stopPropagation();
@@ -147,6 +208,78 @@ export class WidgetView {
     });
     this.updateAction();
     return panel;
+  }
+
+  /** Files dragged onto the panel while the chat takes files (else the page keeps its own drop behaviour). */
+  watchDrops(panel) {
+    const carriesFiles = (event) => Boolean(event.dataTransfer && Array.from(event.dataTransfer.types || []).includes("Files"));
+    let depth = 0;
+    const leave = () => {
+      depth = 0;
+      this.dropZone.hidden = true;
+    };
+    panel.addEventListener("dragenter", (event) => {
+      if (!this.handoff.attachments || !carriesFiles(event) || this.sheet) return;
+      event.preventDefault();
+      depth += 1;
+      this.dropZone.hidden = false;
+    });
+    panel.addEventListener("dragover", (event) => {
+      if (!this.handoff.attachments || !carriesFiles(event) || this.sheet) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    panel.addEventListener("dragleave", () => {
+      depth -= 1;
+      if (depth <= 0) leave();
+    });
+    panel.addEventListener("drop", (event) => {
+      if (!this.handoff.attachments || !carriesFiles(event) || this.sheet) return;
+      event.preventDefault();
+      leave();
+      this.handlers.onFiles(Array.from(event.dataTransfer.files || []));
+    });
+  }
+
+  /** A problem with what the visitor tried to send (a file outside the limits), over the composer until the next try. */
+  showComposerError(text) {
+    this.composerError.replaceChildren(icon("alert"), el("span", { className: "hw-composer-error__text", text }), el("button", {
+      type: "button", className: "hw-icon-button hw-composer-error__close", "aria-label": "Dismiss", title: "Dismiss",
+      onclick: () => this.clearComposerError(true),
+    }, icon("close")));
+    this.composerError.hidden = false;
+  }
+
+  clearComposerError(focus = false) {
+    if (this.composerError.hidden) return;
+    this.composerError.hidden = true;
+    this.composerError.replaceChildren();
+    if (focus) this.input.focus();
+  }
+
+  /**
+   * The pre-engagement form in place of the log and composer: `mode` "request" (before talking to
+   * a person) or "edit" (the header button); `onSubmit(details)`, `onOther()` (Skip / Cancel).
+   */
+  showDetailsForm({ mode, fields, values, onSubmit, onOther }) {
+    this.hideDetailsForm(false);
+    this.sheet = preEngagementForm({ mode, fields, values, onSubmit, onOther });
+    this.panel.insertBefore(this.sheet, this.scroller);
+    this.panel.classList.add("hw-panel--sheet");
+    if (this.open) this.sheet.focusFirst();
+  }
+
+  hideDetailsForm(focus = true) {
+    if (!this.sheet) return;
+    this.sheet.remove();
+    this.sheet = null;
+    this.panel.classList.remove("hw-panel--sheet");
+    if (focus && this.open) this.input.focus();
+  }
+
+  /** The header's "Your details" button (pre-engagement form on, nobody known, with the bot). */
+  setDetailsOffer(visible) {
+    this.detailsButton.hidden = !visible;
   }
 
   submit() {
@@ -179,7 +312,10 @@ export class WidgetView {
     this.updateLauncherLabel();
     if (open) {
       this.scrollToBottom(true);
-      if (focus) this.input.focus();
+      if (focus) {
+        if (this.sheet) this.sheet.focusFirst();
+        else this.input.focus();
+      }
     } else if (focus) {
       this.launcher.focus();
     }
@@ -205,26 +341,17 @@ export class WidgetView {
     // Buttons stay usable until someone says something: notices after them (back with the bot...) don't count.
     let activeReplies = -1;
     messages.forEach((message, index) => {
-      if (message.quickReplies && message.quickReplies.length) activeReplies = index;
+      if ((message.quickReplies && message.quickReplies.length) || asksForInput(message)) activeReplies = index;
       else if (message.sender !== "system") activeReplies = -1;
     });
     messages.forEach((message, index) => {
       keep.add(message.key);
       let row = this.rows.get(message.key);
       if (!row) {
-        row = messageElement(message, {
-          botName: this.config.botName,
-          actions: {
-            onQuickReply: (reply) => {
-              this.handlers.onQuickReply(reply);
-              this.input.focus(); // the buttons go away with the next message; keep focus somewhere useful
-            },
-            onDownload: () => this.handlers.onDownload(),
-          },
-        });
+        row = messageElement(message, { botName: this.config.botName, actions: this.messageActions });
         this.rows.set(message.key, row);
       }
-      updateMessageElement(row, message, previous, index === activeReplies);
+      updateMessageElement(row, message, previous, index === activeReplies, this.messageActions);
       if (this.log.children[index] !== row) this.log.insertBefore(row, this.log.children[index] || null);
       previous = message;
     });
@@ -272,6 +399,7 @@ export class WidgetView {
       this.input.removeAttribute("aria-describedby");
       this.input.placeholder = "Type your message…";
     }
+    this.setAttachments(handoff.attachments);
     if (handoff.state === "agent") {
       this.avatar.replaceChildren(el("span", { className: "hw-header__initials", text: initials(handoff.agentName) }));
       this.avatar.classList.add("hw-header__avatar--agent");
@@ -281,6 +409,22 @@ export class WidgetView {
     }
     this.updateSubtitle();
     this.updateAction();
+  }
+
+  /** The attach button, with the limits as its description and the file picker's filter. */
+  setAttachments(limits) {
+    this.attachButton.hidden = !limits;
+    if (!limits) {
+      if (!this.composerError.hidden) this.clearComposerError();
+      this.dropZone.hidden = true;
+      return;
+    }
+    const hint = limitsText(limits);
+    if (this.attachHint.textContent !== hint) {
+      this.attachHint.textContent = hint;
+      this.attachButton.title = `Attach a file. ${hint}.`;
+      this.fileInput.accept = limits.types.join(",");
+    }
   }
 
   updateAction() {

@@ -1,12 +1,15 @@
 // The widget controller: connects the Rasa connection, the conversation model and the view.
 
+import { checkFiles, newRelayId, previewable, uploadUrl } from "./attachments.js";
 import { historyUrlFor } from "./config.js";
 import { Conversation } from "./conversation.js";
 import { RasaConnection } from "./connection.js";
 import { fetchHistory } from "./history.js";
-import { fromBotPayload, labelPayloads, visitorMessage } from "./messages.js";
+import { fromBotPayload, fromHistoryEntry, labelPayloads, visitorAttachment, visitorMessage } from "./messages.js";
 import { downloadText, transcriptFilename, transcriptText } from "./transcript.js";
+import { uploadFile } from "./upload.js";
 import { WidgetView } from "./view.js";
+import { customerOf, PreEngagement, preEngagementFields } from "./visitor-details.js";
 import { pickStorage, VisitorSession } from "./visitor-session.js";
 import { VisitorTyping } from "./visitor-typing.js";
 
@@ -17,6 +20,10 @@ export class HandoffWidget {
   constructor(config) {
     this.config = config;
     this.session = new VisitorSession(pickStorage(config.storage), config.storageKey);
+    // Who the visitor is: the page's signed-in customer, else (optionally) what they tell the form, per tab.
+    this.customer = customerOf(config.customer);
+    this.detailFields = this.customer ? [] : preEngagementFields(config.preEngagement);
+    this.preEngagement = new PreEngagement(pickStorage(config.storage === "memory" ? "memory" : "session"), config.storageKey);
     this.conversation = new Conversation();
     this.outbox = []; // visitor messages waiting for a confirmed session
     this.unread = 0;
@@ -29,12 +36,18 @@ export class HandoffWidget {
     const { config } = this;
     this.view = new WidgetView(config, {
       onSend: (text) => this.send(text),
-      onQuickReply: (reply) => this.send(reply.payload, reply.title),
-      onTalkToAgent: () => this.send(config.talkToAgentPayload, "Talk to an agent"),
+      onQuickReply: (reply) =>
+        this.isAgentRequest(reply.payload) ? this.requestAgent(reply.payload, reply.title) : this.send(reply.payload, reply.title),
+      onTalkToAgent: () => this.requestAgent(config.talkToAgentPayload, "Talk to an agent"),
       onEndChat: () => this.send(config.endChatPayload, "End chat"),
       onToggle: (open) => this.setOpen(open),
       onInput: (hasText) => this.visitorTyping.keystroke(hasText),
       onDownload: () => this.downloadTranscript(),
+      onFiles: (files) => this.attach(files),
+      onRetryUpload: (message) => this.upload(message),
+      onRemoveUpload: (message) => this.removeUpload(message),
+      onEditDetails: () => this.editDetails(),
+      knownEmail: () => (this.customer && this.customer.email) || (this.preEngagement.details || {}).email || "",
     });
     this.view.mount(config.container || document.body);
     this.visitorTyping = new VisitorTyping((typing) => {
@@ -48,7 +61,7 @@ export class HandoffWidget {
 
     this.connection = new RasaConnection(
       { serverUrl: config.serverUrl, socketPath: config.socketPath, transports: config.transports, sessionId: this.session.id,
-        metadata: config.metadata },
+        metadata: () => this.messageMetadata(), authToken: config.authToken ? () => this.authToken() : null },
       {
         onConfirm: (sessionId, isReconnect) => this.onConfirm(sessionId, isReconnect),
         onBotUttered: (data) => this.receive(data),
@@ -103,7 +116,7 @@ export class HandoffWidget {
 
   async syncHistory() {
     const sessionId = this.session.id;
-    const history = await fetchHistory(historyUrlFor(this.config, sessionId));
+    const history = await fetchHistory(historyUrlFor(this.config, sessionId), { token: await this.authToken() });
     if (!history || sessionId !== this.session.id) return;
     labelPayloads(history, this.knownLabels());
     const added = this.conversation.mergeHistory(history);
@@ -113,6 +126,147 @@ export class HandoffWidget {
     this.historyLoaded = true;
     this.render({ forceScroll: true });
     this.emit("history", { count: history.length, added: added.length });
+  }
+
+  /** The page's bearer token (`authToken`: a string, or a function returning one or a promise of one); "" without. */
+  async authToken() {
+    const option = this.config.authToken;
+    try {
+      const token = typeof option === "function" ? await option() : option;
+      return typeof token === "string" ? token.trim() : "";
+    } catch (error) {
+      console.error(error); // eslint-disable-line no-console
+      return "";
+    }
+  }
+
+  /**
+   * What goes with every message as `metadata`: the page's own `metadata`, the known `customer`
+   * (`metadata.customer` {name, email, customer_id}) or else the visitor's pre-engagement answers
+   * (`metadata.pre_engagement` {name, email}).
+   */
+  messageMetadata() {
+    const metadata = { ...(this.config.metadata || {}) };
+    if (this.customer) metadata.customer = { ...this.customer };
+    const details = this.detailFields.length ? this.preEngagement.details : null;
+    if (details) metadata.pre_engagement = details;
+    return Object.keys(metadata).length ? metadata : null;
+  }
+
+  isAgentRequest(payload) {
+    const request = this.config.talkToAgentPayload;
+    return Boolean(request) && (payload === request || String(payload).startsWith(`${request}{`));
+  }
+
+  /** Whether to ask for the visitor's details first: the form is on, nobody is known, not yet answered in this tab. */
+  asksForDetails() {
+    return this.detailFields.length > 0 && !this.preEngagement.answered && this.conversation.handoff.state === "bot";
+  }
+
+  /** The visitor asks for a person (the button, or a bot button asking for one): the form first, the first time. */
+  requestAgent(payload, label) {
+    if (!this.asksForDetails()) {
+      this.send(payload, label);
+      return;
+    }
+    const go = () => {
+      this.view.hideDetailsForm();
+      this.render();
+      this.send(payload, label);
+    };
+    this.view.showDetailsForm({
+      mode: "request",
+      fields: this.detailFields,
+      values: {},
+      onSubmit: (details) => {
+        this.preEngagement.save(details);
+        this.emit("details", { details });
+        go();
+      },
+      onOther: () => {
+        this.preEngagement.skip();
+        go();
+      },
+    });
+  }
+
+  /** The header's "Your details": change (or give) the answers; Cancel leaves them as they were. */
+  editDetails() {
+    const close = () => {
+      this.view.hideDetailsForm();
+      this.render();
+    };
+    this.view.showDetailsForm({
+      mode: "edit",
+      fields: this.detailFields,
+      values: this.preEngagement.details || {},
+      onSubmit: (details) => {
+        this.preEngagement.save(details);
+        this.emit("details", { details });
+        close();
+      },
+      onOther: close,
+    });
+  }
+
+  /** Files chosen, dropped or pasted: checked against the chat's limits, then the one file is uploaded. */
+  attach(files) {
+    const limits = this.conversation.handoff.attachments;
+    if (!limits) return;
+    const problem = checkFiles(files, limits);
+    if (problem) {
+      this.view.showComposerError(problem.error);
+      this.emit("upload", { state: "refused", code: problem.code });
+      return;
+    }
+    this.view.clearComposerError();
+    const [file] = files;
+    const message = visitorAttachment(file, newRelayId(), previewable(file.type) ? URL.createObjectURL(file) : null);
+    message.upload.file = file;
+    message.upload.url = uploadUrl(this.config.serverUrl, limits.uploadPath, this.sessionId);
+    this.conversation.add(message);
+    this.visitorTyping.stop();
+    this.render({ forceScroll: true });
+    this.upload(message);
+  }
+
+  /** Posts (or posts again, with the same relay id) a file the visitor sends. */
+  async upload(message) {
+    const upload = message.upload;
+    if (!upload || !upload.file || upload.state === "sent") return;
+    upload.state = "uploading";
+    upload.error = "";
+    message.pending = true;
+    this.render();
+    const result = await uploadFile({ url: upload.url, file: upload.file, relayId: upload.relayId, token: await this.authToken() });
+    message.pending = false;
+    if (result.ok) {
+      message.upload = { state: "sent", relayId: upload.relayId, error: "", retryable: false };
+      this.confirmUpload(message, result.message);
+    } else {
+      Object.assign(upload, { state: "failed", error: result.error, retryable: result.retryable, status: result.status, code: result.code });
+    }
+    this.render();
+    this.emit("upload", { state: message.upload.state, code: result.ok ? "" : result.code, filename: message.attachment.filename });
+  }
+
+  /**
+   * The turn as the server recorded it (its name for the file, its time), so the history's copy
+   * is recognised as this one; the preview stays the local file's.
+   */
+  confirmUpload(message, recorded) {
+    const confirmed = recorded && typeof recorded === "object" ? fromHistoryEntry({ ...recorded, sender: "visitor" }) : null;
+    if (!confirmed || !confirmed.attachment) return;
+    if (confirmed.text !== message.text) message.key = `${message.key}-confirmed`; // shown anew with the server's name
+    message.text = message.payload = confirmed.text;
+    message.attachment = { ...message.attachment, ...confirmed.attachment, localUrl: message.attachment.localUrl };
+    if (recorded.timestamp) message.timestamp = confirmed.timestamp;
+  }
+
+  removeUpload(message) {
+    if (message.attachment && message.attachment.localUrl) URL.revokeObjectURL(message.attachment.localUrl);
+    this.conversation.remove(message);
+    this.render();
   }
 
   knownLabels() {
@@ -189,7 +343,9 @@ export class HandoffWidget {
   render({ forceScroll = false } = {}) {
     // Banners (waiting...) change the log's height: measure "at the bottom" before they do.
     const stickToBottom = forceScroll || this.view.isNearBottom();
-    this.view.setHandoff(this.conversation.handoff);
+    const handoff = this.conversation.handoff;
+    this.view.setHandoff(handoff);
+    this.view.setDetailsOffer(this.detailFields.length > 0 && handoff.state === "bot");
     this.view.renderMessages(this.conversation.visible, { forceScroll: stickToBottom });
   }
 
