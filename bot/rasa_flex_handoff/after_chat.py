@@ -102,12 +102,12 @@ def rating_of(text: Optional[str], intent: Optional[str] = None) -> Optional[int
 
 def is_skip(text: Optional[str], intent: Optional[str]) -> bool:
     """The visitor skipped the question (the Skip / No thanks button)."""
-    return intent == SKIP_INTENT or (text or "").strip().lower().startswith(f"/{SKIP_INTENT}")
+    return handoff.said(SKIP_INTENT, text, intent)
 
 
 def wants_transcript(text: Optional[str], intent: Optional[str]) -> bool:
     """The visitor asked for the transcript (the offer's button)."""
-    return intent == TRANSCRIPT_INTENT or (text or "").strip().lower().startswith(f"/{TRANSCRIPT_INTENT}")
+    return handoff.said(TRANSCRIPT_INTENT, text, intent)
 
 
 def _is_payload(text: Optional[str]) -> bool:

@@ -260,22 +260,22 @@ def is_active(slots: Mapping[str, Any]) -> bool:
 
 def is_end_chat(text: Optional[str], intent: Optional[str] = None) -> bool:
     """Whether the visitor asked to end the agent chat."""
-    return _said(END_CHAT_INTENT, text, intent)
+    return said(END_CHAT_INTENT, text, intent)
 
 
-def _said(wanted: str, text: Optional[str], intent: Optional[str]) -> bool:
+def said(wanted: str, text: Optional[str], intent: Optional[str]) -> bool:
     """Whether a visitor turn is `wanted`: by its intent, or its button payload (`/wanted`) whatever NLU made of it."""
     return intent == wanted or (text or "").strip().lower().startswith(f"/{wanted}")
 
 
 def is_leave_message(text: Optional[str], intent: Optional[str] = None) -> bool:
     """Whether the visitor chose to leave a message for the team (the offer's button)."""
-    return _said(LEAVE_MESSAGE_INTENT, text, intent)
+    return said(LEAVE_MESSAGE_INTENT, text, intent)
 
 
 def is_stay(text: Optional[str], intent: Optional[str] = None) -> bool:
     """Whether the visitor chose to stay with the bot (the offer's button)."""
-    return _said(STAY_INTENT, text, intent)
+    return said(STAY_INTENT, text, intent)
 
 
 def visitor_identity(sender_id: str, secret: str) -> str:

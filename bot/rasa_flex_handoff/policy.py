@@ -63,29 +63,29 @@ def moved_on(tracker: DialogueStateTracker) -> List[Event]:
     (an ensemble applies every policy's mandatory events), so the question is not asked again.
     """
     status = tracker.get_slot(STATUS_SLOT)
-    if status not in after_chat.STATUSES:
+    latest = _latest(tracker)
+    # After an action, not the turn's first prediction: the after-chat was ended (or answered) by then.
+    if status not in after_chat.STATUSES or not isinstance(latest, UserUttered):
         return []
-    for event in reversed(tracker.events):
-        if isinstance(event, ActionExecuted):
-            return []  # not the turn's first prediction: the after-chat was ended (or answered) by then
-        if isinstance(event, UserUttered):
-            if after_chat.is_answer(status, event.text, (event.intent or {}).get("name")):
-                return []
-            return [SlotSet(name, value) for name, value in cleared_slots().items()]
-    return []
+    if after_chat.is_answer(status, latest.text, (latest.intent or {}).get("name")):
+        return []
+    return [SlotSet(name, value) for name, value in cleared_slots().items()]
+
+
+def _latest(tracker: DialogueStateTracker) -> Optional[Event]:
+    """The tracker's latest visitor turn or action run, whichever came last (slot events aside)."""
+    return next((e for e in reversed(tracker.events) if isinstance(e, (UserUttered, ActionExecuted))), None)
 
 
 def next_action(tracker: DialogueStateTracker) -> Optional[str]:
     """The action this policy insists on for the tracker, or None to abstain."""
-    for event in reversed(tracker.events):
-        if isinstance(event, UserUttered):
-            intent: Optional[str] = (event.intent or {}).get("name")
-            return action_for_turn(tracker.get_slot(STATUS_SLOT), event.text, intent)
-        if isinstance(event, ActionExecuted):
-            if event.action_name in _OWN_ACTIONS:
-                listen: str = ACTION_LISTEN_NAME
-                return listen
-            return None
+    latest = _latest(tracker)
+    if isinstance(latest, UserUttered):
+        intent: Optional[str] = (latest.intent or {}).get("name")
+        return action_for_turn(tracker.get_slot(STATUS_SLOT), latest.text, intent)
+    if isinstance(latest, ActionExecuted) and latest.action_name in _OWN_ACTIONS:
+        listen: str = ACTION_LISTEN_NAME
+        return listen
     return None
 
 
